@@ -1,0 +1,12 @@
+"""fastbp: multilayer perceptrons trained by backpropagation in Numba kernels.
+
+Drop-in replacements for scikit-learn's ``MLPClassifier`` and ``MLPRegressor``,
+and the algorithm itself as functions: :func:`forward` and :func:`backprop`.
+"""
+
+from ._functional import BackpropResult, backprop, forward
+from ._multilayer_perceptron import MLPClassifier, MLPRegressor
+
+__version__ = "0.1.0"
+
+__all__ = ["BackpropResult", "MLPClassifier", "MLPRegressor", "backprop", "forward", "__version__"]

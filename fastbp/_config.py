@@ -1,0 +1,23 @@
+"""Tunables of the compiled kernels, in one place."""
+
+# fastmath flags for the elementwise kernels. Named, never nnan/ninf: NaN and
+# infinity detection must survive (a diverging fit is reported, not hidden).
+FASTMATH = {"nsz", "contract", "reassoc"}
+
+# Rows per chunk when a kernel walks through a whole data set (prediction,
+# the full-batch loss and gradient of L-BFGS): bounds the workspace memory.
+CHUNK_ROWS = 4096
+
+# Columns per parallel task in column-blocked reductions (bias gradients, the
+# sparse first-layer weight gradient): each task owns its columns, so sums run
+# in a fixed order whatever the number of threads.
+COLUMN_BLOCK = 32
+
+# Elements per parallel task in the deterministic sum of squares.
+SUM_BLOCK = 8192
+
+# prange in the elementwise kernels. Measured on 2 cores: for the batch sizes
+# of interest a parallel launch per elementwise pass costs more than it saves
+# (BLAS already runs the matrix products on every core), and parallel kernels
+# take about 3x longer to compile. Multi-core speed comes from the GEMMs.
+PARALLEL_ELEMENTWISE = False
