@@ -447,6 +447,9 @@ def train_epoch(
             X, strides, data, indices, indptr, Y, sw, rows, start, m, params, grads, icfg, fcfg,
             units, w_off, b_off, a_off, xb, yb, swb, acts, deltas, row_loss, False,
         )
+        if weight_sum == 0.0:
+            # every sample of this batch has weight 0: no information, no step
+            continue
         squared_norm = finalize_gradient(params, grads, n_weights, alpha, weight_sum)
         batch_loss = loss_sum / weight_sum + (0.5 * alpha) * squared_norm / weight_sum
         total += batch_loss * m

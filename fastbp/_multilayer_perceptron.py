@@ -280,6 +280,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         n_samples, n_features = X.shape
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight must have a positive sum.")
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         if not first_pass and self.coefs_[-1].shape[1] != y.shape[1]:
