@@ -87,7 +87,7 @@ def _quiet():
 
 class _EpochBase:
     number = 1  # one call = one epoch
-    repeat = (3, 10, 20.0)  # at least 3, at most 10 samples, stop adding after 20 s
+    repeat = (3, 7, 10.0)  # at least 3, at most 7 samples, no new sample after 10 s
     rounds = 1  # one process per parameter set: the setup (data, warm-up) is paid once
     warmup_time = 0.0  # the warm-up is the partial_fit in setup
     timeout = 600.0

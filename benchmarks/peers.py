@@ -10,11 +10,11 @@ changes them itself, it only says whether they are set)::
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/peers.py
 
 Everything is measured in ONE run, because these machines are shared and noisy and only ratios
-measured together are stable: the float32 (or float64) GEMM peak (numpy matmul 2048x2048, best
-of a few) in this process, then, for each workload and each importable library, a worker
-subprocess (same interpreter, same environment) that makes the data, builds the model, runs one
-warm-up epoch (compilation, JIT, caches) and then ``--repeats`` timed epochs; the median is
-reported. One process per (workload, library) keeps the libraries' thread pools (OpenMP, XLA,
+measured together are stable: the float32 (or float64) GEMM peak (2048x2048, best of a few,
+through NumPy's matmul and SciPy's BLAS gemm, the larger counts) in this process, then, for
+each workload and each importable library, a worker subprocess (same interpreter, same
+environment) that makes the data, builds the model, runs one warm-up epoch (compilation, JIT,
+caches) and then ``--repeats`` timed epochs; the median is reported. One process per (workload, library) keeps the libraries' thread pools (OpenMP, XLA,
 Numba, OpenBLAS) from competing with one another. Libraries that are not importable are skipped
 with a note.
 
@@ -262,6 +262,7 @@ def _blas_info():
                 "threading_layer": entry.get("threading_layer"),
                 "num_threads": entry.get("num_threads"),
                 "library": os.path.basename(entry.get("filepath") or ""),
+                "package": os.path.basename(os.path.dirname(entry.get("filepath") or "")),
                 "prefix": entry.get("prefix"),
             }
         )
@@ -308,17 +309,28 @@ def worker(library, workload, dtype, repeats):
 # The parent: peak, workers, report.
 
 
-def gemm_peak(dtype="float32", size=2048, repeats=5):
-    """Best GFLOP/s of numpy matmul size x size in this process."""
+def gemm_peak(dtype="float32", size=2048, repeats=5, via="numpy"):
+    """Best GFLOP/s of a size x size GEMM in this process, through NumPy's or SciPy's BLAS."""
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size)).astype(dtype)
-    b = rng.standard_normal((size, size)).astype(dtype)
-    c = np.empty_like(a)
-    np.matmul(a, b, out=c)  # warm-up: threads, pages
+    a = np.asfortranarray(rng.standard_normal((size, size)).astype(dtype))
+    b = np.asfortranarray(rng.standard_normal((size, size)).astype(dtype))
+    c = np.zeros_like(a, order="F")
+    if via == "numpy":
+        def product():
+            np.matmul(a, b, out=c)
+    else:
+        from scipy.linalg import blas
+
+        gemm = blas.sgemm if np.dtype(dtype) == np.float32 else blas.dgemm
+
+        def product():
+            gemm(1.0, a, b, beta=0.0, c=c, overwrite_c=True)
+
+    product()  # warm-up: threads, pages
     best = math.inf
     for _ in range(repeats):
         t0 = time.perf_counter()
-        np.matmul(a, b, out=c)
+        product()
         best = min(best, time.perf_counter() - t0)
     return 2.0 * size**3 / best / 1e9
 
@@ -354,6 +366,42 @@ def _loadavg():
         return None
 
 
+def _busy_cores(interval=0.5):
+    """Cores kept busy by other processes, from /proc/stat over ``interval`` s (this one sleeps)."""
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+        return sum(v[:8]), idle
+
+    try:
+        t0, i0 = snap()
+        time.sleep(interval)
+        t1, i1 = snap()
+    except (OSError, ValueError, IndexError):
+        return None
+    if t1 == t0:
+        return None
+    return round((1.0 - (i1 - i0) / (t1 - t0)) * (os.cpu_count() or 1), 2)
+
+
+def _cpu_busy_seconds():
+    """CPU seconds all processes have spent busy (not idle/iowait), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _children_cpu_seconds():
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run_worker(library, workload, dtype, repeats, timeout):
     cmd = [
         sys.executable,
@@ -367,13 +415,20 @@ def run_worker(library, workload, dtype, repeats, timeout):
         "--repeats",
         str(repeats),
     ]
+    busy0, own0, t0 = _cpu_busy_seconds(), _children_cpu_seconds(), time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"library": library, "workload": workload, "error": f"timed out after {timeout} s"}
+    busy1, own1, t1 = _cpu_busy_seconds(), _children_cpu_seconds(), time.perf_counter()
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(MARK):
-            return json.loads(line[len(MARK) :])
+            result = json.loads(line[len(MARK) :])
+            # Cores kept busy by OTHER processes while this worker ran (all CPU time of the
+            # machine less the worker's own): a contamination gauge for the row.
+            if busy0 is not None and busy1 is not None and t1 > t0:
+                result["others_busy_cores"] = max(0.0, (busy1 - busy0) - (own1 - own0)) / (t1 - t0)
+            return result
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-6:]
     return {
         "library": library,
@@ -406,6 +461,7 @@ def summarise(results, peak):
                 "peak_share": gflops / peak if peak else None,
                 "warmup_s": r["warmup_s"],
                 "train_loss": r["train_loss"],
+                "others": r.get("others_busy_cores"),
             }
         )
     for wl in {row["workload"] for row in rows}:
@@ -418,7 +474,7 @@ def summarise(results, peak):
 
 def blas_lines(results, parent_blas):
     seen = {}
-    for who, entries in [("numpy (GEMM peak)", parent_blas)] + [
+    for who, entries in [("GEMM peak", parent_blas)] + [
         (f"{LABEL[r['library']]} / {r['workload']}", r.get("blas", []))
         for r in results
         if "error" not in r
@@ -426,23 +482,32 @@ def blas_lines(results, parent_blas):
         for e in entries:
             if e.get("user_api") != "blas":
                 continue
-            key = (e["library"], e["internal_api"], e["version"], e["architecture"])
+            key = (e["library"], e.get("package"), e["internal_api"], e["version"], e["architecture"])
             seen.setdefault(key, {"users": [], "threads": e.get("num_threads"), "entry": e})
             short = who.split(" / ")[0]
             if short not in seen[key]["users"]:
                 seen[key]["users"].append(short)
     lines = [
-        "| BLAS library | internal_api | version | architecture (kernel) | threads | loaded by |",
-        "|---|---|---|---|---|---|",
+        "| BLAS library | in | internal_api | version | architecture (kernel) | threads | loaded by |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for (lib, api, ver, arch), v in seen.items():
+    for (lib, pkg, api, ver, arch), v in seen.items():
         lines.append(
-            f"| {lib} | {api} | {ver} | {arch or '–'} | {v['threads']} | {', '.join(v['users'])} |"
+            f"| {lib} | {pkg or '–'} | {api} | {ver} | {arch or '–'} | {v['threads']} |"
+            f" {', '.join(v['users'])} |"
         )
+    lines += [
+        "",
+        "Which BLAS does the work: fastbp's GEMMs go through Numba's `numba_xxgemm`, i.e. SciPy's "
+        "BLAS (scipy.libs); scikit-learn's through NumPy's (numpy.libs); the GEMM peak above is "
+        "NumPy's (and SciPy's where measured). PyTorch's MKL is linked in statically and JAX runs "
+        "XLA's own kernels: threadpoolctl sees neither, the rows only list what each worker loaded.",
+    ]
     return lines
 
 
-def report(args, machine, peak, results, rows, parent_blas, notes):
+def report(args, machine, peaks, results, rows, parent_blas, notes):
+    peak = max(peaks.values())
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     env = ", ".join(
         f"`{k}={os.environ[k]}`" if k in os.environ else f"`{k}` unset" for k in OPENBLAS_VARS
@@ -455,7 +520,9 @@ def report(args, machine, peak, results, rows, parent_blas, notes):
         + (f" ({machine['usable_cores']} usable)" if machine["usable_cores"] else "")
         + (f", {'/'.join(machine['simd'])}" if machine["simd"] else "")
         + f"; {machine['platform']}; Python {machine['python']}"
-        + f"; 1-min load average {machine.get('load_start')} at start, {machine.get('load_end')} at end",
+        + f"; cores busy with other work before / after: {machine.get('busy_start')} / "
+        f"{machine.get('busy_end')} (1-min load average {machine.get('load_start')} / "
+        f"{machine.get('load_end')})",
         f"- OpenBLAS overrides: {env}"
         + (
             "  (set: OpenBLAS is forced onto the kernels they name; for reported numbers run "
@@ -463,8 +530,10 @@ def report(args, machine, peak, results, rows, parent_blas, notes):
             if any(k in os.environ for k in OPENBLAS_VARS)
             else ""
         ),
-        f"- {args.dtype} GEMM peak (numpy matmul 2048×2048, best of {args.gemm_repeats}): "
-        f"**{peak:.0f} GFLOP/s**",
+        f"- {args.dtype} GEMM peak (2048×2048, best of {args.gemm_repeats}): **{peak:.0f} GFLOP/s**"
+        f" ({', '.join(f'{k} {v:.0f}' for k, v in peaks.items())}: NumPy's matmul and SciPy's "
+        f"BLAS {'s' if args.dtype == 'float32' else 'd'}gemm); the \"% of GEMM peak\" column "
+        "uses the larger",
         f"- one epoch after a warm-up epoch, median of {args.repeats}; Adam lr {LEARNING_RATE:g},"
         " shuffle on; each library in its own worker process, all in this one run",
     ]
@@ -490,8 +559,8 @@ def report(args, machine, peak, results, rows, parent_blas, notes):
     md += [
         "",
         "| workload | library | ms/epoch (median) | min–max ms | samples/s | GFLOP/s |"
-        " % of GEMM peak | × fastest | warm-up epoch s | train loss |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " % of GEMM peak | × fastest | warm-up epoch s | train loss | other load |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     order = {lib: i for i, lib in enumerate(LIBRARIES)}
     wl_order = {wl: i for i, wl in enumerate(WORKLOADS)}
@@ -500,8 +569,15 @@ def report(args, machine, peak, results, rows, parent_blas, notes):
             f"| {row['workload']} | {LABEL[row['library']]} | {row['ms']:.1f} | "
             f"{row['ms_min']:.1f}–{row['ms_max']:.1f} | {row['samples_s']:,.0f} | "
             f"{row['gflops']:.1f} | {_fmt(100 * row['peak_share'], '.1f')}% | "
-            f"{row['x_fastest']:.2f} | {row['warmup_s']:.2f} | {row['train_loss']:.4f} |"
+            f"{row['x_fastest']:.2f} | {row['warmup_s']:.2f} | {row['train_loss']:.4f} | "
+            f"{_fmt(row['others'], '.2f')} |"
         )
+    md += [
+        "",
+        "*other load*: cores kept busy by other processes while that row's worker ran "
+        "(machine CPU time less the worker's own, over its wall time); above ~0.25 the row is "
+        "contaminated by other work, rerun it.",
+    ]
     # fastbp's goals (BENCHMARKS.md) and its ratio to scikit-learn.
     goal_lines = []
     for wl in WORKLOADS:
@@ -548,7 +624,7 @@ def chart(rows, path, title):
     if not wls:
         return "nothing to chart"
     colors = {"fastbp": "#d62728", "sklearn": "#1f77b4", "torch": "#ff7f0e", "jax": "#2ca02c"}
-    fig, axes = plt.subplots(1, len(wls), figsize=(3.6 * len(wls), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(wls), figsize=(max(6.0, 3.6 * len(wls)), 3.8), squeeze=False)
     for ax, wl in zip(axes[0], wls):
         sel = [r for r in rows if r["workload"] == wl]
         sel.sort(key=lambda r: LIBRARIES.index(r["library"]))
@@ -622,17 +698,18 @@ def main(argv=None):
             available.append(lib)
 
     machine = machine_info()
+    machine["busy_start"] = _busy_cores()
     machine["load_start"] = _loadavg()
-    print(f"machine: {machine['cpu']}, {machine['cores']} cores; load average {machine['load_start']}")
-    if machine["load_start"] is not None and machine["load_start"] > 0.5:
-        notes.append(
-            f"the 1-minute load average was {machine['load_start']:.2f} at the start: other "
-            "work was running, and multi-threaded loops (PyTorch's OpenMP above all) slow down "
-            "badly when a core is taken. Rerun on a quiet machine for numbers to report."
-        )
-    peak = gemm_peak(args.dtype, repeats=args.gemm_repeats)
+    print(
+        f"machine: {machine['cpu']}, {machine['cores']} cores; busy with other work: "
+        f"{machine['busy_start']} cores; load average {machine['load_start']}"
+    )
+    peaks = {"numpy": gemm_peak(args.dtype, repeats=args.gemm_repeats)}
+    if importlib.util.find_spec("scipy") is not None:
+        peaks["scipy"] = gemm_peak(args.dtype, repeats=args.gemm_repeats, via="scipy")
+    peak = max(peaks.values())
     parent_blas = _blas_info()
-    print(f"{args.dtype} GEMM peak: {peak:.0f} GFLOP/s")
+    print(f"{args.dtype} GEMM peak: " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) + " GFLOP/s")
 
     results = []
     for wl in workloads:
@@ -646,18 +723,32 @@ def main(argv=None):
                 notes.append(f"{wl} / {LABEL[lib]} failed: {r['error']}")
             else:
                 med = statistics.median(r["times_s"]) * 1e3
-                print(f"{med:.1f} ms/epoch  ({time.perf_counter() - t0:.0f} s)")
+                others = r.get("others_busy_cores")
+                print(
+                    f"{med:.1f} ms/epoch  ({time.perf_counter() - t0:.0f} s"
+                    + (f"; other load {others:.2f} cores)" if others is not None else ")")
+                )
 
+    machine["busy_end"] = _busy_cores()
     machine["load_end"] = _loadavg()
+    busy = [b for b in (machine["busy_start"], machine["busy_end"]) if b is not None]
+    busy += [r["others_busy_cores"] for r in results if r.get("others_busy_cores") is not None]
+    if busy and max(busy) > 0.25:
+        notes.append(
+            f"other processes kept up to {max(busy):.2f} cores busy (see the *other load* "
+            "column and the machine line): multi-threaded loops (PyTorch's "
+            "OpenMP above all, also OpenBLAS and Numba) slow down badly when a core is taken. "
+            "Rerun on a quiet machine for numbers to report."
+        )
     rows = summarise(results, peak)
-    md = report(args, machine, peak, results, rows, parent_blas, notes)
+    md = report(args, machine, peaks, results, rows, parent_blas, notes)
     os.makedirs(args.out, exist_ok=True)
     md_path = os.path.join(args.out, "peers.md")
     with open(md_path, "w") as f:
         f.write(md)
     with open(os.path.join(args.out, "peers.json"), "w") as f:
         json.dump(
-            {"machine": machine, "gemm_peak_gflops": peak, "dtype": args.dtype,
+            {"machine": machine, "gemm_peak_gflops": peaks, "dtype": args.dtype,
              "repeats": args.repeats, "results": results, "parent_blas": parent_blas,
              "openblas_env": {k: os.environ.get(k) for k in OPENBLAS_VARS}},
             f,
@@ -667,9 +758,9 @@ def main(argv=None):
     msg = chart(
         rows,
         os.path.join(args.out, "peers.png"),
-        f"{machine['cpu']}, {machine['cores']} cores, {args.dtype}, "
-        f"GEMM peak {peak:.0f} GFLOP/s (OpenBLAS {','.join(arch) or '?'}), "
-        f"{datetime.date.today()}",
+        f"fastbp vs peers, one epoch, {args.dtype}, {datetime.date.today()}\n"
+        f"{machine['cpu']}, {machine['cores']} cores, GEMM peak {peak:.0f} GFLOP/s "
+        f"(OpenBLAS {','.join(arch) or '?'})",
     )
     print()
     print(md)

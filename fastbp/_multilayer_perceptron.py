@@ -18,7 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, column_or_1d, shuffle
+from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
@@ -438,7 +438,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                    # sklearn.utils.shuffle's draws (a RandomState.shuffle of
+                    # arange(n)) without its per-call validation overhead
+                    sample_idx = sample_idx[self._random_state.permutation(n_samples)]
                 rows = train_rows[sample_idx] if (self.shuffle or early_stopping) else train_rows
                 accumulated_loss = trainer.train_epoch(
                     flat, np.ascontiguousarray(rows, dtype=np.int64), batch_size, 0, n_batches,
