@@ -4,9 +4,9 @@ Drop-in replacements for scikit-learn's ``MLPClassifier`` and ``MLPRegressor``,
 and the algorithm itself as functions: :func:`forward` and :func:`backprop`.
 """
 
-from ._functional import BackpropResult, backprop, forward
+from ._functional import BackpropResult, backprop, forward, gradcheck
 from ._multilayer_perceptron import MLPClassifier, MLPRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["BackpropResult", "MLPClassifier", "MLPRegressor", "backprop", "forward", "__version__"]
+__all__ = ["BackpropResult", "MLPClassifier", "MLPRegressor", "backprop", "forward", "gradcheck", "__version__"]

@@ -5,21 +5,37 @@ function passed to a Numba kernel would be a new type in every process and would
 defeat Numba's on-disk cache.
 """
 
-# Activations. Hidden layers use the first four; the output layer uses
-# identity, logistic, softmax or exp.
+# Activations.
 ACT_IDENTITY = 0
 ACT_LOGISTIC = 1
 ACT_TANH = 2
 ACT_RELU = 3
-ACT_SOFTMAX = 4
-ACT_EXP = 5
+ACT_SOFTMAX = 4  # output only
+ACT_EXP = 5  # output only
+ACT_LEAKY_RELU = 6
+ACT_SWISH = 7
+ACT_SOFTPLUS = 8
+ACT_ELU = 9
+ACT_GELU = 10
+ACT_MAXOUT = 11
 
 HIDDEN_ACTIVATIONS = {
     "identity": ACT_IDENTITY,
     "logistic": ACT_LOGISTIC,
+    "sigmoid": ACT_LOGISTIC,
     "tanh": ACT_TANH,
     "relu": ACT_RELU,
+    "leaky_relu": ACT_LEAKY_RELU,
+    "swish": ACT_SWISH,
+    "silu": ACT_SWISH,
+    "softplus": ACT_SOFTPLUS,
+    "elu": ACT_ELU,
+    "gelu": ACT_GELU,
+    "maxout": ACT_MAXOUT,
 }
+# canonical name of each alias
+ACTIVATION_ALIASES = {"sigmoid": "logistic", "silu": "swish"}
+
 OUTPUT_ACTIVATIONS = {
     "identity": ACT_IDENTITY,
     "logistic": ACT_LOGISTIC,
@@ -27,43 +43,78 @@ OUTPUT_ACTIVATIONS = {
     "exp": ACT_EXP,
 }
 
-# Losses, each matched with the output activation that makes the output delta
-# dL/dz = y_pred - y.
+# Losses.
 LOSS_SQUARED_ERROR = 0
 LOSS_LOG_LOSS = 1  # softmax + categorical cross-entropy
 LOSS_BINARY_LOG_LOSS = 2  # logistic + binary cross-entropy (binary, multilabel)
 LOSS_POISSON = 3  # exp + Poisson
+LOSS_ABSOLUTE_ERROR = 4
+LOSS_HUBER = 5
 
-# (output activation, loss name) -> loss code: the matched pairs.
-MATCHED_LOSSES = {
+# (output activation, loss name) -> loss code. The first group are the matched
+# pairs, whose output delta dL/dz is y_pred - y (absolute and Huber: its clipped
+# form); squared error on softmax / logistic outputs goes through the output
+# activation's Jacobian.
+LOSS_PAIRS = {
     ("identity", "squared_error"): LOSS_SQUARED_ERROR,
     ("softmax", "log_loss"): LOSS_LOG_LOSS,
     ("logistic", "log_loss"): LOSS_BINARY_LOG_LOSS,
     ("exp", "poisson"): LOSS_POISSON,
+    ("identity", "absolute_error"): LOSS_ABSOLUTE_ERROR,
+    ("identity", "huber"): LOSS_HUBER,
+    ("softmax", "squared_error"): LOSS_SQUARED_ERROR,
+    ("logistic", "squared_error"): LOSS_SQUARED_ERROR,
 }
 
-# Solvers with a compiled step.
+# Solvers. The stochastic ones have a compiled step inside the epoch kernel.
 SOLVER_SGD = 0
 SOLVER_ADAM = 1
-STOCHASTIC_SOLVERS = {"sgd": SOLVER_SGD, "adam": SOLVER_ADAM}
+SOLVER_RMSPROP = 2
+SOLVER_ADAGRAD = 3
+SOLVER_ADAMW = 4
+STOCHASTIC_SOLVERS = {
+    "sgd": SOLVER_SGD,
+    "adam": SOLVER_ADAM,
+    "rmsprop": SOLVER_RMSPROP,
+    "adagrad": SOLVER_ADAGRAD,
+    "adamw": SOLVER_ADAMW,
+}
+FULL_BATCH_SOLVERS = ("lbfgs", "rprop", "quickprop", "lm")
 
-# Positions in the integer configuration vector handed to the kernels.
-I_HIDDEN = 0  # hidden activation code
-I_OUTPUT = 1  # output activation code
-I_LOSS = 2  # loss code
-I_POISSON_CONSTANT = 3  # 1: Poisson loss as half deviance (adds xlogy(y, y) - y)
-I_HAS_SAMPLE_WEIGHT = 4
-I_SPARSE = 5  # 1: X is given as CSR arrays
-I_SOLVER = 6
-I_NESTEROV = 7
+# Columns of the per-layer tables handed to the kernels.
+LAYER_ACTIVATION = 0  # int table: activation code
+LAYER_PIECES = 1  # int table: maxout pieces (1 for other activations)
+N_LAYER_INT = 2
+LAYER_SLOPE = 0  # float table: leaky_relu's negative slope
+LAYER_DROPOUT = 1  # float table: dropout rate on the layer's output
+N_LAYER_FLOAT = 2
+
+# Positions in the integer configuration vector.
+I_LOSS = 0
+I_POISSON_CONSTANT = 1  # 1: Poisson loss as half deviance (adds xlogy(y, y) - y)
+I_HAS_SAMPLE_WEIGHT = 2
+I_SPARSE = 3  # 1: X is given as CSR arrays
+I_SOLVER = 4
+I_NESTEROV = 5
+I_DROPOUT = 6  # 1: some layer has dropout (training passes only)
+I_SEED = 7  # seed of the dropout masks
 N_ICONFIG = 8
 
 # Positions in the float configuration vector.
 F_ALPHA = 0  # L2 penalty
-F_LEARNING_RATE = 1
-F_MOMENTUM = 2
-F_BETA_1 = 3
-F_BETA_2 = 4
-F_EPSILON = 5  # Adam's epsilon
-F_CLIP = 6  # probabilities are clipped to [clip, 1 - clip] in the log losses
-N_FCONFIG = 7
+F_L1 = 1  # L1 penalty
+F_LEARNING_RATE = 2
+F_MOMENTUM = 3
+F_BETA_1 = 4
+F_BETA_2 = 5
+F_EPSILON = 6  # Adam's / RMSProp's / Adagrad's epsilon
+F_CLIP = 7  # probabilities are clipped to [clip, 1 - clip] in the log losses
+F_HUBER_DELTA = 8
+F_WEIGHT_DECAY = 9  # AdamW's decoupled weight decay
+F_RHO = 10  # RMSProp's decay
+N_FCONFIG = 11
+
+# Positions in the counters vector the kernels update.
+C_ADAM_STEP = 0
+C_BATCH = 1  # batches run so far (counter of the dropout masks)
+N_COUNTERS = 2

@@ -21,3 +21,7 @@ SUM_BLOCK = 8192
 # (BLAS already runs the matrix products on every core), and parallel kernels
 # take about 3x longer to compile. Multi-core speed comes from the GEMMs.
 PARALLEL_ELEMENTWISE = False
+
+# A long epoch runs as several kernel calls of about this many seconds each, so
+# Python regains control often enough to honour max_time and Ctrl-C.
+EPOCH_CALL_SECONDS = 0.1

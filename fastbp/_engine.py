@@ -17,61 +17,99 @@ from threadpoolctl import threadpool_limits
 
 from . import _kernels
 from ._codes import (
+    ACT_MAXOUT,
     F_ALPHA,
     F_BETA_1,
     F_BETA_2,
     F_CLIP,
     F_EPSILON,
+    F_HUBER_DELTA,
+    F_L1,
     F_LEARNING_RATE,
     F_MOMENTUM,
+    F_RHO,
+    F_WEIGHT_DECAY,
+    I_DROPOUT,
     I_HAS_SAMPLE_WEIGHT,
-    I_HIDDEN,
     I_LOSS,
     I_NESTEROV,
-    I_OUTPUT,
     I_POISSON_CONSTANT,
+    I_SEED,
     I_SOLVER,
     I_SPARSE,
+    LAYER_ACTIVATION,
+    LAYER_DROPOUT,
+    LAYER_PIECES,
+    LAYER_SLOPE,
+    N_COUNTERS,
     N_FCONFIG,
     N_ICONFIG,
+    N_LAYER_FLOAT,
+    N_LAYER_INT,
 )
 from ._config import CHUNK_ROWS
 
 
-class NetworkLayout:
-    """Layer widths and the offsets of every weight matrix and bias vector.
+class Network:
+    """A network's shape: layer widths, per-layer activations, parameter offsets.
 
     Parameters
     ----------
     layer_units : sequence of int
         Widths of all layers: ``[n_features, *hidden_layer_sizes, n_outputs]``.
+    activations : sequence of int
+        Activation code of each weight layer (``len(layer_units) - 1`` codes; the
+        last one is the output activation).
+    pieces : sequence of int, optional
+        Linear pieces per unit of each layer (maxout); 1 elsewhere.
+    slopes : sequence of float, optional
+        Negative slope of each leaky-ReLU layer.
+    dropout : sequence of float, optional
+        Dropout rate on each layer's output (hidden layers only).
     """
 
-    def __init__(self, layer_units):
+    def __init__(self, layer_units, activations, pieces=None, slopes=None, dropout=None):
         self.units = np.asarray(layer_units, dtype=np.int64)
         if self.units.ndim != 1 or self.units.shape[0] < 2 or np.any(self.units < 1):
             raise ValueError(f"invalid layer widths {list(layer_units)}")
-        fan_in, fan_out = self.units[:-1], self.units[1:]
-        w_sizes = fan_in * fan_out
+        n_layers = self.units.shape[0] - 1
+        if len(activations) != n_layers:
+            raise ValueError(f"expected {n_layers} activation codes, got {len(activations)}")
+        self.layer_int = np.zeros((n_layers, N_LAYER_INT), dtype=np.int64)
+        self.layer_float = np.zeros((n_layers, N_LAYER_FLOAT), dtype=np.float64)
+        self.layer_int[:, LAYER_ACTIVATION] = activations
+        self.layer_int[:, LAYER_PIECES] = 1 if pieces is None else pieces
+        self.layer_float[:, LAYER_SLOPE] = 0.0 if slopes is None else slopes
+        self.layer_float[:, LAYER_DROPOUT] = 0.0 if dropout is None else dropout
+        is_maxout = self.layer_int[:, LAYER_ACTIVATION] == ACT_MAXOUT
+        self.layer_int[~is_maxout, LAYER_PIECES] = 1
+        self.pieces = self.layer_int[:, LAYER_PIECES].copy()
+        self.cols = self.units[1:] * self.pieces  # columns of each W
+        w_sizes = self.units[:-1] * self.cols
         self.w_off = np.concatenate(([0], np.cumsum(w_sizes)[:-1])).astype(np.int64)
         self.n_weights = int(w_sizes.sum())
-        self.b_off = (self.n_weights + np.concatenate(([0], np.cumsum(fan_out)[:-1]))).astype(np.int64)
-        self.n_params = self.n_weights + int(fan_out.sum())
-        # Activation / delta workspaces: layer l (1..L) starts at
-        # _act_units[l] * rows; entry 0 is unused (the input has its own buffer).
-        self._act_units = np.concatenate(([0, 0], np.cumsum(self.units[1:-1]))).astype(np.int64)
-        self._act_total = int(self.units[1:].sum())
+        self.b_off = (self.n_weights + np.concatenate(([0], np.cumsum(self.cols)[:-1]))).astype(np.int64)
+        self.n_params = self.n_weights + int(self.cols.sum())
+        # Workspaces: layer l (1..L) starts at _a_units[l] * rows in the output
+        # buffer and at _z_units[l] * rows in the pre-activation / delta buffers;
+        # entry 0 is unused (the input has its own buffer).
+        self._a_units = np.concatenate(([0, 0], np.cumsum(self.units[1:-1]))).astype(np.int64)
+        self._z_units = np.concatenate(([0, 0], np.cumsum(self.cols[:-1]))).astype(np.int64)
 
     @property
     def n_layers(self):
         """Number of weight layers (len(coefs_))."""
         return self.units.shape[0] - 1
 
+    @property
+    def has_dropout(self):
+        return bool(np.any(self.layer_float[:-1, LAYER_DROPOUT] > 0))
+
     def views(self, flat):
         """``(coefs, intercepts)``: lists of views into the flat vector ``flat``."""
         coefs, intercepts = [], []
         for layer in range(self.n_layers):
-            a, b = int(self.units[layer]), int(self.units[layer + 1])
+            a, b = int(self.units[layer]), int(self.cols[layer])
             w0, b0 = int(self.w_off[layer]), int(self.b_off[layer])
             coefs.append(flat[w0 : w0 + a * b].reshape(a, b))
             intercepts.append(flat[b0 : b0 + b])
@@ -79,13 +117,13 @@ class NetworkLayout:
 
     def pack(self, coefs, intercepts, dtype):
         """A new flat vector holding copies of ``coefs`` and ``intercepts``."""
-        flat = np.empty(self.n_params, dtype=dtype)
-        dst_coefs, dst_intercepts = self.views(flat)
         if len(coefs) != self.n_layers or len(intercepts) != self.n_layers:
             raise ValueError(
                 f"expected {self.n_layers} weight matrices and bias vectors, got "
                 f"{len(coefs)} and {len(intercepts)}"
             )
+        flat = np.empty(self.n_params, dtype=dtype)
+        dst_coefs, dst_intercepts = self.views(flat)
         for dst, src in zip(dst_coefs + dst_intercepts, list(coefs) + list(intercepts)):
             src = np.asarray(src)
             if src.shape != dst.shape:
@@ -93,33 +131,41 @@ class NetworkLayout:
             dst[...] = src
         return flat
 
-    def workspace(self, rows, dtype, dense_input):
-        """Buffers for batches of up to ``rows`` rows, allocated once per fit."""
-        return Workspace(self, rows, dtype, dense_input)
+    def tables(self):
+        return self.layer_int, self.layer_float
+
+    def offsets(self, ws):
+        return self.units, self.w_off, self.b_off, ws.a_off, ws.z_off
 
 
 class Workspace:
     """Reused per-batch buffers: gathered inputs and targets, activations, deltas."""
 
-    def __init__(self, layout, rows, dtype, dense_input):
+    def __init__(self, network, rows, dtype, dense_input):
         rows = max(int(rows), 1)
         self.rows = rows
-        self.a_off = (layout._act_units * rows).astype(np.int64)
-        size = layout._act_total * rows
-        self.acts = np.empty(size, dtype=dtype)
-        self.deltas = np.empty(size, dtype=dtype)
-        n_features, n_out = int(layout.units[0]), int(layout.units[-1])
+        self.a_off = (network._a_units * rows).astype(np.int64)
+        self.z_off = (network._z_units * rows).astype(np.int64)
+        self.acts = np.empty(int(network.units[1:].sum()) * rows, dtype=dtype)
+        self.pre = np.empty(int(network.cols.sum()) * rows, dtype=dtype)
+        self.deltas = np.empty(int(network.cols.sum()) * rows, dtype=dtype)
+        self.dact = np.empty(int(network.units.max()) * rows, dtype=dtype)
+        n_features, n_out = int(network.units[0]), int(network.units[-1])
         self.xb = np.empty(rows * n_features if dense_input else 0, dtype=dtype)
         self.yb = np.empty(rows * n_out, dtype=dtype)
         self.swb = np.empty(rows, dtype=dtype)
         self.row_loss = np.empty(rows, dtype=np.float64)
-        self.grads = np.empty(int(layout.n_params), dtype=dtype)
+        self.grads = np.empty(int(network.n_params), dtype=dtype)
 
-    def layer(self, layout, buf, layer, m):
-        """Layer ``layer``'s (1..L) block of ``buf`` as an (m, width) view."""
-        k = int(layout.units[layer])
-        off = int(self.a_off[layer])
-        return buf[off : off + m * k].reshape(m, k)
+    def layer_output(self, network, layer, m):
+        """Layer ``layer``'s (1..L) outputs of the first m rows, (m, units)."""
+        k, off = int(network.units[layer]), int(self.a_off[layer])
+        return self.acts[off : off + m * k].reshape(m, k)
+
+    def layer_delta(self, network, layer, m):
+        """Layer ``layer``'s (1..L) deltas dL/dz of the first m rows, (m, cols)."""
+        k, off = int(network.cols[layer - 1]), int(self.z_off[layer])
+        return self.deltas[off : off + m * k].reshape(m, k)
 
 
 def _kernel_view(arr):
@@ -187,41 +233,47 @@ class InputData:
 
 
 def make_config(
-    hidden_code,
-    output_code,
-    loss_code,
+    loss_code=0,
     *,
     poisson_constant=False,
     has_sample_weight=False,
-    sparse=False,
     solver_code=0,
     nesterov=False,
+    dropout=False,
+    seed=0,
     alpha=0.0,
+    l1=0.0,
     learning_rate=0.0,
     momentum=0.0,
     beta_1=0.9,
     beta_2=0.999,
     epsilon=1e-8,
     clip=1e-16,
+    huber_delta=1.0,
+    weight_decay=0.0,
+    rho=0.9,
 ):
     """The integer and float configuration vectors the kernels read."""
     icfg = np.zeros(N_ICONFIG, dtype=np.int64)
-    icfg[I_HIDDEN] = hidden_code
-    icfg[I_OUTPUT] = output_code
     icfg[I_LOSS] = loss_code
     icfg[I_POISSON_CONSTANT] = int(poisson_constant)
     icfg[I_HAS_SAMPLE_WEIGHT] = int(has_sample_weight)
-    icfg[I_SPARSE] = int(sparse)
     icfg[I_SOLVER] = solver_code
     icfg[I_NESTEROV] = int(nesterov)
+    icfg[I_DROPOUT] = int(dropout)
+    icfg[I_SEED] = seed
     fcfg = np.zeros(N_FCONFIG, dtype=np.float64)
     fcfg[F_ALPHA] = alpha
+    fcfg[F_L1] = l1
     fcfg[F_LEARNING_RATE] = learning_rate
     fcfg[F_MOMENTUM] = momentum
     fcfg[F_BETA_1] = beta_1
     fcfg[F_BETA_2] = beta_2
     fcfg[F_EPSILON] = epsilon
     fcfg[F_CLIP] = clip
+    fcfg[F_HUBER_DELTA] = huber_delta
+    fcfg[F_WEIGHT_DECAY] = weight_decay
+    fcfg[F_RHO] = rho
     return icfg, fcfg
 
 
@@ -260,38 +312,40 @@ def compute_context(n_jobs):
 # ---------------------------------------------------------------------------
 # calls into the kernels
 # ---------------------------------------------------------------------------
-def predict_output(layout, flat, icfg, X, n_jobs=None):
+def _forward_only_config(data):
+    icfg, _ = make_config()
+    icfg[I_SPARSE] = int(data.is_sparse)
+    return icfg
+
+
+def predict_output(network, flat, X, n_jobs=None):
     """Output-layer activations for every row of X (dense or sparse)."""
-    data = X if isinstance(X, InputData) else InputData(X, flat.dtype)
+    data = InputData(X, flat.dtype)
     n = data.n_samples
     chunk = min(max(n, 1), CHUNK_ROWS)
-    ws = Workspace(layout, chunk, flat.dtype, not data.is_sparse)
-    icfg = icfg.copy()
-    icfg[I_SPARSE] = int(data.is_sparse)
-    out = np.empty((n, int(layout.units[-1])), dtype=flat.dtype)
+    ws = Workspace(network, chunk, flat.dtype, not data.is_sparse)
+    out = np.empty((n, int(network.units[-1])), dtype=flat.dtype)
     rows = np.arange(n, dtype=np.int64)
     with compute_context(n_jobs):
         _kernels.predict(
-            *data.arrays(), rows, chunk, flat, icfg, layout.units, layout.w_off, layout.b_off,
-            ws.a_off, ws.xb, ws.acts, out,
+            *data.arrays(), rows, chunk, flat, _forward_only_config(data), *network.tables(),
+            *network.offsets(ws), ws.xb, ws.pre, ws.acts, out,
         )
     return out
 
 
-def forward_all(layout, flat, icfg, X):
-    """Every layer's activations for all rows (the functional API)."""
+def forward_all(network, flat, X):
+    """Every layer's outputs for all rows (the functional API), no dropout."""
     data = InputData(X, flat.dtype)
     n = data.n_samples
-    ws = Workspace(layout, n, flat.dtype, not data.is_sparse)
-    icfg = icfg.copy()
-    icfg[I_SPARSE] = int(data.is_sparse)
+    ws = Workspace(network, n, flat.dtype, not data.is_sparse)
+    out = np.empty((n, int(network.units[-1])), dtype=flat.dtype)
     rows = np.arange(n, dtype=np.int64)
-    with compute_context(None):
-        _kernels.predict(
-            *data.arrays(), rows, max(n, 1), flat, icfg, layout.units, layout.w_off, layout.b_off,
-            ws.a_off, ws.xb, ws.acts, np.empty((n, int(layout.units[-1])), dtype=flat.dtype),
-        )
-    return [ws.layer(layout, ws.acts, layer, n).copy() for layer in range(1, layout.n_layers + 1)]
+    _kernels.predict(
+        *data.arrays(), rows, max(n, 1), flat, _forward_only_config(data), *network.tables(),
+        *network.offsets(ws), ws.xb, ws.pre, ws.acts, out,
+    )
+    return [ws.layer_output(network, layer, n).copy() for layer in range(1, network.n_layers + 1)]
 
 
 class Trainer:
@@ -299,20 +353,20 @@ class Trainer:
 
     Parameters
     ----------
-    layout : NetworkLayout
+    network : Network
     X : InputData
-    Y : ndarray of shape (n_samples, n_outputs), the kernels' dtype, C-ordered
+    Y : ndarray of shape (n_samples, n_outputs), the kernels' dtype
     sample_weight : ndarray of shape (n_samples,) or None
     icfg, fcfg : configuration vectors from :func:`make_config`
     batch_rows : int
         Largest batch (or chunk) the workspaces must hold.
     """
 
-    def __init__(self, layout, X, Y, sample_weight, icfg, fcfg, batch_rows):
-        self.layout = layout
+    def __init__(self, network, X, Y, sample_weight, icfg, fcfg, batch_rows):
+        self.network = network
         self.X = X
-        self.Y = np.ascontiguousarray(Y)
         dtype = Y.dtype
+        self.Y = np.ascontiguousarray(Y)
         if sample_weight is None:
             self.sw = np.empty(0, dtype=dtype)
         else:
@@ -320,28 +374,55 @@ class Trainer:
         self.icfg = icfg.copy()
         self.icfg[I_SPARSE] = int(X.is_sparse)
         self.icfg[I_HAS_SAMPLE_WEIGHT] = int(sample_weight is not None)
+        self.icfg[I_DROPOUT] = int(network.has_dropout)
         self.fcfg = fcfg.copy()
-        self.ws = Workspace(layout, batch_rows, dtype, not X.is_sparse)
+        self.ws = Workspace(network, batch_rows, dtype, not X.is_sparse)
 
-    def _common(self):
-        L, ws = self.layout, self.ws
-        return (L.units, L.w_off, L.b_off, ws.a_off, ws.xb, ws.yb, ws.swb, ws.acts, ws.deltas, ws.row_loss)
+    def _buffers(self):
+        ws = self.ws
+        return (ws.xb, ws.yb, ws.swb, ws.pre, ws.acts, ws.deltas, ws.dact, ws.row_loss)
 
-    def train_epoch(self, flat, rows, batch_size, first_batch, stop_batch, state_1, state_2, step_count, learning_rate):
-        """Run batches ``first_batch..stop_batch-1``; return sum(batch_loss * rows)."""
+    def train_epoch(
+        self, flat, rows, batch_size, first_batch, stop_batch, state_1, state_2, counters, learning_rate,
+        running_total=0.0,
+    ):
+        """Run batches ``first_batch..stop_batch-1``; return running_total + sum(batch_loss * rows)."""
         self.fcfg[F_LEARNING_RATE] = learning_rate
+        net = self.network
         return _kernels.train_epoch(
             *self.X.arrays(), self.Y, self.sw, rows, int(batch_size), int(first_batch), int(stop_batch),
-            flat, self.ws.grads, state_1, state_2, step_count, self.icfg, self.fcfg,
-            int(self.layout.n_weights), *self._common(),
+            flat, self.ws.grads, state_1, state_2, counters, self.icfg, self.fcfg, *net.tables(),
+            int(net.n_weights), *net.offsets(self.ws), *self._buffers(), float(running_total),
         )
 
     def loss_and_gradient(self, flat, rows, chunk=None):
-        """Mean loss and its gradient (in ``self.ws.grads``) over ``rows``."""
+        """Mean loss (with penalties) and its gradient (in ``self.ws.grads``) over ``rows``."""
         chunk = self.ws.rows if chunk is None else chunk
-        L, ws = self.layout, self.ws
+        net = self.network
         return _kernels.loss_and_gradient(
-            *self.X.arrays(), self.Y, self.sw, rows, int(chunk), flat, ws.grads, self.icfg, self.fcfg,
-            int(L.n_weights), *self._common(),
+            *self.X.arrays(), self.Y, self.sw, rows, int(chunk), flat, self.ws.grads, self.icfg, self.fcfg,
+            *net.tables(), int(net.n_weights), *net.offsets(self.ws), *self._buffers(),
         )
 
+    def dataset_loss(self, flat, rows):
+        """Mean loss over ``rows`` without penalties (the validation loss)."""
+        net, ws = self.network, self.ws
+        loss_sum, weight_sum = _kernels.dataset_loss(
+            *self.X.arrays(), self.Y, self.sw, rows, ws.rows, flat, self.icfg, self.fcfg, *net.tables(),
+            *net.offsets(ws), ws.xb, ws.yb, ws.swb, ws.pre, ws.acts, ws.deltas, ws.row_loss,
+        )
+        return loss_sum / weight_sum
+
+    def jacobian(self, flat, rows, row_scale, out):
+        """Jacobian of the outputs (rows i * n_out + k) times ``row_scale[i]``, into ``out``."""
+        net, ws = self.network, self.ws
+        _kernels.jacobian(
+            *self.X.arrays(), rows, ws.rows, flat, self.icfg, *net.tables(), *net.offsets(ws),
+            ws.xb, ws.pre, ws.acts, ws.deltas, ws.dact, row_scale, out,
+        )
+        return out
+
+
+def new_counters():
+    """The kernels' counters: Adam's step and the dropout batch counter."""
+    return np.zeros(N_COUNTERS, dtype=np.int64)

@@ -1,13 +1,13 @@
 """Backpropagation as plain functions: the algorithm at work, one call each."""
 
 from dataclasses import dataclass
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils import check_array
 
 from . import _engine
-from ._codes import HIDDEN_ACTIVATIONS, MATCHED_LOSSES, OUTPUT_ACTIVATIONS
+from ._codes import ACT_MAXOUT, HIDDEN_ACTIVATIONS, LOSS_PAIRS, OUTPUT_ACTIVATIONS
 
 
 @dataclass
@@ -18,15 +18,16 @@ class BackpropResult:
     ----------
     loss : float
         Mean loss over the samples (weighted by ``sample_weight``) plus
-        ``alpha / (2 S) * sum ||W||**2``.
+        ``(alpha / 2 * sum ||W||**2 + l1 * sum |W|) / S``.
     coef_grads : list of ndarray
-        ``dL/dW(l) = (x(l-1).T @ delta(l) + alpha * W(l)) / S``, shaped like ``coefs``.
+        ``dL/dW(l) = (x(l-1).T @ delta(l) + alpha * W(l) + l1 * sign(W(l))) / S``,
+        shaped like ``coefs``.
     intercept_grads : list of ndarray
         ``dL/db(l) = sum_i delta(l)_i / S``, shaped like ``intercepts``.
     deltas : list of ndarray
         ``delta(l)`` of each layer, shape (n_samples, fan_out): the per-sample
         derivative of the loss with respect to ``z(l)``, times the sample weight
-        and not divided by ``S``. ``delta(L) = (y_pred - y) * w`` and
+        and not divided by ``S``. For the matched pairs ``delta(L) = (y_pred - y) * w``;
         ``delta(l) = (delta(l+1) @ W(l+1).T) * phi'(z(l))``.
     activations : list of ndarray
         ``[X, x(1), ..., y_pred]`` as returned by :func:`forward`.
@@ -45,10 +46,50 @@ def _check_name(value, options, what):
     return value
 
 
-def _prepare(coefs, intercepts, X, activation, out_activation):
-    """Validate the network and X; return (layout, flat params, X, icfg, dtype)."""
-    _check_name(activation, HIDDEN_ACTIVATIONS, "activation")
+def _check_positive_real(value, name, minimum=0.0, strict=False):
+    if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    if value < minimum or (strict and value == minimum):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value!r}.")
+    return float(value)
+
+
+def hidden_activation_names(activation, n_hidden):
+    """One validated hidden-activation name per hidden layer."""
+    if isinstance(activation, str):
+        names = [activation] * n_hidden
+    else:
+        try:
+            names = list(activation)
+        except TypeError:
+            raise ValueError(
+                f"activation must be a name or a list of names, one per hidden layer, got {activation!r}."
+            ) from None
+        if len(names) != n_hidden:
+            raise ValueError(
+                f"activation lists {len(names)} names but the network has {n_hidden} hidden layers."
+            )
+    for name in names:
+        _check_name(name, HIDDEN_ACTIVATIONS, "activation")
+    return names
+
+
+def make_network(units, activation, out_activation, negative_slope=0.01, maxout_pieces=2, dropout=None):
+    """The engine's Network for layer widths ``units`` and activation names."""
+    names = hidden_activation_names(activation, len(units) - 2)
+    codes = [HIDDEN_ACTIVATIONS[name] for name in names] + [OUTPUT_ACTIVATIONS[out_activation]]
+    pieces = [maxout_pieces if code == ACT_MAXOUT else 1 for code in codes]
+    slopes = [negative_slope] * len(codes)
+    rates = None if dropout is None else list(dropout) + [0.0]
+    return _engine.Network(units, codes, pieces=pieces, slopes=slopes, dropout=rates)
+
+
+def _prepare(coefs, intercepts, X, activation, out_activation, negative_slope, maxout_pieces):
+    """Validate the network and X; return (network, flat params, X, dtype)."""
     _check_name(out_activation, OUTPUT_ACTIVATIONS, "out_activation")
+    negative_slope = _check_positive_real(negative_slope, "negative_slope")
+    if isinstance(maxout_pieces, bool) or not isinstance(maxout_pieces, Integral) or maxout_pieces < 1:
+        raise ValueError(f"maxout_pieces must be an integer >= 1, got {maxout_pieces!r}.")
     X = check_array(X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32), input_name="X")
     dtype = X.dtype
     if isinstance(coefs, np.ndarray) or isinstance(intercepts, np.ndarray):
@@ -60,6 +101,7 @@ def _prepare(coefs, intercepts, X, activation, out_activation):
             f"coefs and intercepts must be non-empty lists of the same length, got "
             f"{len(coefs)} and {len(intercepts)}."
         )
+    names = hidden_activation_names(activation, len(coefs) - 1)
     units = [X.shape[1]]
     for layer, (W, b) in enumerate(zip(coefs, intercepts)):
         if W.ndim != 2:
@@ -67,7 +109,7 @@ def _prepare(coefs, intercepts, X, activation, out_activation):
         if W.shape[0] != units[-1]:
             raise ValueError(
                 f"coefs[{layer}] has {W.shape[0]} rows but layer {layer} has {units[-1]} units "
-                f"({'X has that many features' if layer == 0 else 'previous fan_out'})."
+                f"({'X has that many features' if layer == 0 else 'previous layer outputs'})."
             )
         if b.shape != (W.shape[1],):
             raise ValueError(f"intercepts[{layer}] must have shape ({W.shape[1]},), got {b.shape}.")
@@ -76,14 +118,20 @@ def _prepare(coefs, intercepts, X, activation, out_activation):
                 raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"{name} contains NaN or infinity.")
-        units.append(W.shape[1])
-    layout = _engine.NetworkLayout(units)
-    flat = layout.pack(coefs, intercepts, dtype)
-    icfg, _ = _engine.make_config(HIDDEN_ACTIVATIONS[activation], OUTPUT_ACTIVATIONS[out_activation], 0)
-    return layout, flat, X, icfg, dtype
+        pieces = maxout_pieces if layer < len(names) and names[layer] == "maxout" else 1
+        if W.shape[1] % pieces:
+            raise ValueError(
+                f"coefs[{layer}] feeds a maxout layer with {pieces} pieces per unit, so its "
+                f"{W.shape[1]} columns must be a multiple of {pieces}."
+            )
+        units.append(W.shape[1] // pieces)
+    network = make_network(units, names, out_activation, negative_slope, maxout_pieces)
+    flat = network.pack(coefs, intercepts, dtype)
+    return network, flat, X, dtype
 
 
-def forward(coefs, intercepts, X, activation="relu", out_activation="identity"):
+def forward(coefs, intercepts, X, activation="relu", out_activation="identity", *, negative_slope=0.01,
+            maxout_pieces=2):
     """Forward pass: every layer's activations.
 
     ``z(l) = x(l-1) @ W(l) + b(l)``, ``x(l) = phi(z(l))`` in the hidden layers,
@@ -92,23 +140,31 @@ def forward(coefs, intercepts, X, activation="relu", out_activation="identity"):
     Parameters
     ----------
     coefs : list of ndarray of shape (fan_in, fan_out)
-        Weight matrices, scikit-learn's ``coefs_`` layout.
+        Weight matrices, scikit-learn's ``coefs_`` layout. A maxout layer with
+        k pieces has ``fan_out = units * k`` columns; unit u's pieces are columns
+        ``u*k ... u*k + k - 1``.
     intercepts : list of ndarray of shape (fan_out,)
         Bias vectors.
     X : {array-like, sparse matrix} of shape (n_samples, n_features)
         Input. float32 stays float32; anything else is computed in float64.
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Hidden-layer activation.
+    activation : str or list of str, default='relu'
+        Hidden-layer activation, one name for all or one per hidden layer:
+        'identity', 'logistic' ('sigmoid'), 'tanh', 'relu', 'leaky_relu',
+        'swish' ('silu'), 'softplus', 'elu', 'gelu', 'maxout'.
     out_activation : {'identity', 'softmax', 'logistic', 'exp'}, default='identity'
         Output activation.
+    negative_slope : float, default=0.01
+        Slope of leaky_relu for negative inputs.
+    maxout_pieces : int, default=2
+        Linear pieces per maxout unit.
 
     Returns
     -------
     activations : list of ndarray
         ``[X, x(1), ..., y_pred]``: ``len(coefs) + 1`` arrays.
     """
-    layout, flat, X, icfg, _ = _prepare(coefs, intercepts, X, activation, out_activation)
-    return [X] + _engine.forward_all(layout, flat, icfg, X)
+    network, flat, X, _ = _prepare(coefs, intercepts, X, activation, out_activation, negative_slope, maxout_pieces)
+    return [X] + _engine.forward_all(network, flat, X)
 
 
 def backprop(
@@ -121,13 +177,18 @@ def backprop(
     loss="squared_error",
     alpha=0.0,
     sample_weight=None,
+    *,
+    l1=0.0,
+    huber_delta=1.0,
+    negative_slope=0.01,
+    maxout_pieces=2,
 ):
     """Loss, gradients and deltas of a network on (X, Y) by backpropagation.
 
     The output delta of a matched output-activation/loss pair is
     ``delta(L) = (y_pred - y) * w``; deltas flow back as
     ``delta(l) = (delta(l+1) @ W(l+1).T) * phi'(z(l))`` and the gradients are
-    ``dL/dW(l) = (x(l-1).T @ delta(l) + alpha * W(l)) / S`` and
+    ``dL/dW(l) = (x(l-1).T @ delta(l) + alpha * W(l) + l1 * sign(W(l))) / S`` and
     ``dL/db(l) = sum(delta(l)) / S`` with ``S`` the number of samples or the sum
     of the sample weights.
 
@@ -136,57 +197,147 @@ def backprop(
     coefs, intercepts, X, activation, out_activation
         As in :func:`forward`.
     Y : array-like of shape (n_samples, n_outputs)
-        Targets (one-hot or indicator rows for the log losses).
-    loss : {'squared_error', 'log_loss', 'poisson'}, default='squared_error'
-        Loss, matched with ``out_activation``: identity + squared_error
-        (``1/2 sum_k (y_pred - y)**2``), softmax + log_loss
-        (``-sum_k y log y_pred``), logistic + log_loss
-        (``-sum_k [y log y_pred + (1 - y) log(1 - y_pred)]``), exp + poisson
-        (``sum_k (y_pred - y log y_pred)``). Probabilities are clipped to
-        ``[eps, 1 - eps]`` inside the logarithms, as scikit-learn does.
+        Targets (one-hot or indicator rows for the classification losses).
+    loss : str, default='squared_error'
+        The loss and the output activations it goes with:
+
+        - identity + 'squared_error' ``1/2 sum_k (y_pred - y)**2``,
+          'absolute_error' ``sum_k |y_pred - y|`` (subgradient 0 at 0),
+          'huber' (``1/2 r**2`` for ``|r| <= huber_delta``, else
+          ``huber_delta * (|r| - huber_delta / 2)``);
+        - softmax + 'log_loss' ``-sum_k y log y_pred``;
+        - logistic + 'log_loss' ``-sum_k [y log y_pred + (1 - y) log(1 - y_pred)]``;
+        - softmax or logistic + 'squared_error' (the delta goes through the
+          output activation's Jacobian);
+        - exp + 'poisson' ``sum_k (y_pred - y log y_pred)``.
+
+        Probabilities are clipped to ``[eps, 1 - eps]`` inside the logarithms, as
+        scikit-learn does.
     alpha : float, default=0.0
         L2 penalty on the weights (not the biases).
     sample_weight : array-like of shape (n_samples,), default=None
         Per-sample weights; ``S = sum(sample_weight)``.
+    l1 : float, default=0.0
+        L1 penalty on the weights.
+    huber_delta : float, default=1.0
+        Threshold of the Huber loss.
+    negative_slope, maxout_pieces
+        As in :func:`forward`.
 
     Returns
     -------
     result : BackpropResult
         ``loss``, ``coef_grads``, ``intercept_grads``, ``deltas``, ``activations``.
     """
-    layout, flat, X, icfg, dtype = _prepare(coefs, intercepts, X, activation, out_activation)
-    if not isinstance(loss, str) or (out_activation, loss) not in MATCHED_LOSSES:
-        pairs = ", ".join(f"{a} + {l}" for a, l in MATCHED_LOSSES)
+    network, flat, X, dtype = _prepare(
+        coefs, intercepts, X, activation, out_activation, negative_slope, maxout_pieces
+    )
+    if not isinstance(loss, str) or (out_activation, loss) not in LOSS_PAIRS:
+        pairs = ", ".join(f"{a} + {l}" for a, l in LOSS_PAIRS)
         raise ValueError(
-            f"loss {loss!r} is not matched with out_activation {out_activation!r}; "
-            f"the matched pairs are: {pairs}."
+            f"loss {loss!r} does not go with out_activation {out_activation!r}; the supported pairs are: {pairs}."
         )
-    if not isinstance(alpha, Real) or isinstance(alpha, bool) or not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}.")
+    alpha = _check_positive_real(alpha, "alpha")
+    l1 = _check_positive_real(l1, "l1")
+    huber_delta = _check_positive_real(huber_delta, "huber_delta", strict=True)
     n = X.shape[0]
+    n_out = int(network.units[-1])
     Y = check_array(Y, dtype=dtype, ensure_2d=True, input_name="Y", ensure_min_samples=1)
-    if Y.shape != (n, layout.units[-1]):
-        raise ValueError(f"Y must have shape ({n}, {layout.units[-1]}), got {Y.shape}.")
+    if Y.shape != (n, n_out):
+        raise ValueError(f"Y must have shape ({n}, {n_out}), got {Y.shape}.")
     if sample_weight is not None:
         sample_weight = check_array(sample_weight, ensure_2d=False, dtype=dtype, input_name="sample_weight")
         if sample_weight.shape != (n,):
             raise ValueError(f"sample_weight must have shape ({n},), got {sample_weight.shape}.")
-        if np.any(sample_weight < 0) or sample_weight.sum() <= 0:
+        if np.any(sample_weight < 0) or not sample_weight.sum() > 0:
             raise ValueError("sample_weight must be non-negative with a positive sum.")
     if loss == "poisson" and np.any(Y < 0):
         raise ValueError("The poisson loss requires non-negative targets Y.")
 
     icfg, fcfg = _engine.make_config(
-        HIDDEN_ACTIVATIONS[activation], OUTPUT_ACTIVATIONS[out_activation], MATCHED_LOSSES[(out_activation, loss)],
-        alpha=float(alpha), clip=float(np.finfo(dtype).eps),
+        LOSS_PAIRS[(out_activation, loss)], alpha=alpha, l1=l1, huber_delta=huber_delta,
+        clip=float(np.finfo(dtype).eps),
     )
     data = _engine.InputData(X, dtype)
-    trainer = _engine.Trainer(layout, data, Y, sample_weight, icfg, fcfg, batch_rows=n)
+    trainer = _engine.Trainer(network, data, Y, sample_weight, icfg, fcfg, batch_rows=n)
     rows = np.arange(n, dtype=np.int64)
-    with _engine.compute_context(None):
-        loss_value = trainer.loss_and_gradient(flat, rows, chunk=n)
+    loss_value = trainer.loss_and_gradient(flat, rows, chunk=n)
     ws = trainer.ws
-    coef_grads, intercept_grads = layout.views(ws.grads.copy())
-    deltas = [ws.layer(layout, ws.deltas, layer, n).copy() for layer in range(1, layout.n_layers + 1)]
-    activations = [X] + [ws.layer(layout, ws.acts, layer, n).copy() for layer in range(1, layout.n_layers + 1)]
+    coef_grads, intercept_grads = network.views(ws.grads.copy())
+    layers = range(1, network.n_layers + 1)
+    deltas = [ws.layer_delta(network, layer, n).copy() for layer in layers]
+    activations = [X] + [ws.layer_output(network, layer, n).copy() for layer in layers]
     return BackpropResult(float(loss_value), coef_grads, intercept_grads, deltas, activations)
+
+
+def gradcheck(
+    coefs,
+    intercepts,
+    X,
+    Y,
+    activation="relu",
+    out_activation="identity",
+    loss="squared_error",
+    alpha=0.0,
+    sample_weight=None,
+    *,
+    step=1e-4,
+    order=4,
+    atol=1e-8,
+    **loss_options,
+):
+    """Largest relative error between backprop's gradient and finite differences.
+
+    Every parameter is perturbed in turn and the loss of :func:`backprop`
+    differentiated numerically with a central stencil, in float64.
+
+    Parameters
+    ----------
+    coefs, intercepts, X, Y, activation, out_activation, loss, alpha, sample_weight
+        As in :func:`backprop` (X and the parameters are converted to float64).
+    step : float, default=1e-4
+        Finite-difference step ``h``.
+    order : {2, 4}, default=4
+        Accuracy order of the central stencil: 2 is ``(f(x+h) - f(x-h)) / 2h``,
+        4 is ``(-f(x+2h) + 8 f(x+h) - 8 f(x-h) + f(x-2h)) / 12h`` (truncation
+        error of order ``h**4``).
+    atol : float, default=1e-8
+        Floor of the denominator: the error of a parameter is
+        ``|g - g_fd| / max(|g|, |g_fd|, atol)``.
+    **loss_options
+        Passed to :func:`backprop` (``l1``, ``huber_delta``, ``negative_slope``,
+        ``maxout_pieces``).
+
+    Returns
+    -------
+    max_relative_error : float
+        The largest error over all weights and biases.
+    """
+    if order not in (2, 4):
+        raise ValueError(f"order must be 2 or 4, got {order!r}.")
+    step = _check_positive_real(step, "step", strict=True)
+    X = check_array(X, accept_sparse=["csr", "csc"], dtype=np.float64, input_name="X")
+    params = [np.array(p, dtype=np.float64) for p in list(coefs) + list(intercepts)]
+    n_coefs = len(coefs)
+
+    def loss_at(params):
+        return backprop(params[:n_coefs], params[n_coefs:], X, Y, activation, out_activation, loss, alpha,
+                        sample_weight, **loss_options).loss
+
+    result = backprop(params[:n_coefs], params[n_coefs:], X, Y, activation, out_activation, loss, alpha,
+                      sample_weight, **loss_options)
+    analytic = list(result.coef_grads) + list(result.intercept_grads)
+    shifts, weights = ((1, -1), (0.5, -0.5)) if order == 2 else ((2, 1, -1, -2), (-1 / 12, 8 / 12, -8 / 12, 1 / 12))
+    worst = 0.0
+    for p, g in zip(params, analytic):
+        for idx in np.ndindex(p.shape):
+            original = p[idx]
+            numeric = 0.0
+            for shift, weight in zip(shifts, weights):
+                p[idx] = original + shift * step
+                numeric += weight * loss_at(params)
+            p[idx] = original
+            numeric /= step
+            error = abs(g[idx] - numeric) / max(abs(g[idx]), abs(numeric), atol)
+            worst = max(worst, error)
+    return worst

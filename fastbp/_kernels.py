@@ -3,20 +3,27 @@
 Conventions
 -----------
 * Parameters live in ONE flat vector: every weight matrix W(l) (row-major,
-  shape (fan_in, fan_out)) one after the other, then every bias vector b(l).
-  ``w_off[l]`` / ``b_off[l]`` give their offsets, ``units`` the layer widths
-  (``units[0]`` = n_features, ``units[-1]`` = n_outputs), ``n_weights`` the
-  number of weights (the part the L2 penalty applies to).
-* Per-batch activations and deltas live in flat workspaces; layer l (1..L)
-  starts at ``a_off[l]`` and is viewed as (m, units[l]) for a batch of m rows.
+  shape (fan_in, n_cols(l))) one after the other, then every bias vector b(l).
+  ``w_off[l]`` / ``b_off[l]`` give their offsets and ``n_weights`` the number of
+  weights (the part the L2 / L1 penalties apply to).
+* ``units[l]`` is the width of layer l's output (``units[0]`` = n_features,
+  ``units[-1]`` = n_outputs). A maxout layer has ``pieces`` linear pieces per unit:
+  its W has ``units * pieces`` columns, unit u's pieces are columns
+  ``u*pieces ... u*pieces + pieces - 1``; ``cols[l] = units[l+1] * pieces[l]``.
+* Per-batch workspaces are flat buffers viewed as matrices for a batch of m
+  rows: ``acts`` (layer outputs, width units, at ``a_off``), ``pre`` (the
+  pre-activations z = x W + b, width cols, at ``z_off``) and ``deltas``
+  (dL/dz, width cols, at ``z_off``).
 * The input rows of a batch are ``rows[start:start + m]``; dense X is gathered
   through them into a reused C-contiguous buffer ``xb``, sparse X (CSR arrays)
   is read in place.
-* Activation, loss and solver are integer codes (see ``_codes``); hyper-parameters
-  come in an int vector ``icfg`` and a float vector ``fcfg``.
-* Every reduction runs in a fixed order (per-row, per-column-block or
-  per-fixed-chunk partials summed serially), so results do not depend on the
-  number of threads.
+* Activations, losses and solvers are integer codes (see ``_codes``); per-layer
+  settings come in the tables ``layer_int`` / ``layer_float``, the rest in an
+  int vector ``icfg`` and a float vector ``fcfg``.
+* Every reduction runs in a fixed order (per row, per column block, per fixed
+  chunk, summed serially), so results do not depend on the number of threads.
+* Dropout masks come from a counter-based hash of (seed, batch, row, layer,
+  unit): reproducible, and recomputed in the backward pass instead of stored.
 * Nothing here is compiled at import: Numba compiles on first call and caches
   on disk (``cache=True``).
 """
@@ -26,42 +33,65 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._blas import gemm
 from ._codes import (
+    ACT_ELU,
     ACT_EXP,
-    ACT_IDENTITY,
+    ACT_GELU,
+    ACT_LEAKY_RELU,
     ACT_LOGISTIC,
+    ACT_MAXOUT,
     ACT_RELU,
     ACT_SOFTMAX,
+    ACT_SOFTPLUS,
+    ACT_SWISH,
     ACT_TANH,
+    C_ADAM_STEP,
+    C_BATCH,
     F_ALPHA,
     F_BETA_1,
     F_BETA_2,
     F_CLIP,
     F_EPSILON,
+    F_HUBER_DELTA,
+    F_L1,
     F_LEARNING_RATE,
     F_MOMENTUM,
+    F_RHO,
+    F_WEIGHT_DECAY,
+    I_DROPOUT,
     I_HAS_SAMPLE_WEIGHT,
-    I_HIDDEN,
     I_LOSS,
     I_NESTEROV,
-    I_OUTPUT,
     I_POISSON_CONSTANT,
+    I_SEED,
     I_SOLVER,
     I_SPARSE,
+    LAYER_ACTIVATION,
+    LAYER_DROPOUT,
+    LAYER_PIECES,
+    LAYER_SLOPE,
+    LOSS_ABSOLUTE_ERROR,
     LOSS_BINARY_LOG_LOSS,
+    LOSS_HUBER,
     LOSS_LOG_LOSS,
     LOSS_POISSON,
     LOSS_SQUARED_ERROR,
+    SOLVER_ADAGRAD,
     SOLVER_ADAM,
+    SOLVER_ADAMW,
+    SOLVER_RMSPROP,
     SOLVER_SGD,
 )
-from ._blas import gemm
 from ._config import COLUMN_BLOCK, FASTMATH, PARALLEL_ELEMENTWISE, SUM_BLOCK
 
 _PARALLEL = dict(cache=True, parallel=PARALLEL_ELEMENTWISE, fastmath=FASTMATH)
 # Losses and reductions keep IEEE semantics (no reassociation).
 _EXACT_PARALLEL = dict(cache=True, parallel=PARALLEL_ELEMENTWISE)
 _SERIAL = dict(cache=True)
+
+_INV_SQRT_2 = 0.7071067811865476
+_INV_SQRT_2PI = 0.3989422804014327
 
 
 # --------------------------------------------------------------------------
@@ -71,6 +101,26 @@ _SERIAL = dict(cache=True)
 def _matrix(buf, offset, n_rows, n_cols):
     """The (n_rows, n_cols) C-ordered matrix stored at ``buf[offset:]``."""
     return buf[offset : offset + n_rows * n_cols].reshape((n_rows, n_cols))
+
+
+# --------------------------------------------------------------------------
+# dropout masks: a counter-based generator
+# --------------------------------------------------------------------------
+@njit(**_SERIAL)
+def _mix64(x):
+    """SplitMix64's finalizer: a bijective 64-bit hash."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(**_SERIAL)
+def dropout_uniform(seed, batch, row, layer, unit):
+    """A uniform number in [0, 1) determined by its counters alone."""
+    h = _mix64(np.uint64(seed) + np.uint64(0x9E3779B97F4A7C15) * np.uint64(batch + 1))
+    h = _mix64(h ^ np.uint64(row))
+    h = _mix64(h ^ (np.uint64(layer) << np.uint64(40)) ^ np.uint64(unit))
+    return float(h >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 # --------------------------------------------------------------------------
@@ -130,91 +180,216 @@ def sparse_rows_weight_grad(data, indices, indptr, rows, start, m, delta, grad, 
 # --------------------------------------------------------------------------
 # activations
 # --------------------------------------------------------------------------
+@njit(**_SERIAL)
+def _logistic(v):
+    return 1.0 / (1.0 + math.exp(-v))
+
+
+@njit(**_SERIAL)
+def _softplus(v):
+    if v > 0.0:
+        return v + math.log1p(math.exp(-v))
+    return math.log1p(math.exp(v))
+
+
 @njit(**_PARALLEL)
-def bias_activation(z, b, code):
-    """In place: ``z = phi(z + b)`` for the activation ``code``."""
+def bias_activation(z, b, out, code, slope, pieces):
+    """``z += b`` in place, then ``out = phi(z)`` for the activation ``code``.
+
+    ``z`` keeps the pre-activations (the backward pass of swish, GELU, ELU,
+    leaky ReLU and maxout reads them). For maxout, ``z`` has ``pieces`` columns
+    per output unit and ``out`` the max of each unit's pieces.
+    """
     m, k = z.shape
-    if code == ACT_SOFTMAX:
+    for i in prange(m):
+        for j in range(k):
+            z[i, j] += b[j]
+    if code == ACT_MAXOUT:
+        n_units = out.shape[1]
         for i in prange(m):
-            row_max = z[i, 0] + b[0]
+            for u in range(n_units):
+                best = z[i, u * pieces]
+                for p in range(1, pieces):
+                    v = z[i, u * pieces + p]
+                    if v > best:
+                        best = v
+                out[i, u] = best
+    elif code == ACT_SOFTMAX:
+        for i in prange(m):
+            row_max = z[i, 0]
             for j in range(k):
-                v = z[i, j] + b[j]
-                z[i, j] = v
-                if v > row_max:
-                    row_max = v
+                if z[i, j] > row_max:
+                    row_max = z[i, j]
             total = 0.0
             for j in range(k):
                 e = math.exp(z[i, j] - row_max)
-                z[i, j] = e
+                out[i, j] = e
                 total += e
             for j in range(k):
-                z[i, j] /= total
+                out[i, j] /= total
     elif code == ACT_LOGISTIC:
         for i in prange(m):
             for j in range(k):
-                z[i, j] = 1.0 / (1.0 + math.exp(-(z[i, j] + b[j])))
+                out[i, j] = _logistic(z[i, j])
     elif code == ACT_TANH:
         for i in prange(m):
             for j in range(k):
-                z[i, j] = math.tanh(z[i, j] + b[j])
+                out[i, j] = math.tanh(z[i, j])
     elif code == ACT_RELU:
         for i in prange(m):
             for j in range(k):
-                v = z[i, j] + b[j]
+                v = z[i, j]
                 # NaN passes through (v < 0 is False), as np.maximum does.
-                if v < 0.0:
-                    v = 0.0
-                z[i, j] = v
+                out[i, j] = 0.0 if v < 0.0 else v
+    elif code == ACT_LEAKY_RELU:
+        for i in prange(m):
+            for j in range(k):
+                v = z[i, j]
+                out[i, j] = v if v > 0.0 else slope * v
+    elif code == ACT_SWISH:
+        for i in prange(m):
+            for j in range(k):
+                v = z[i, j]
+                out[i, j] = v * _logistic(v)
+    elif code == ACT_SOFTPLUS:
+        for i in prange(m):
+            for j in range(k):
+                out[i, j] = _softplus(z[i, j])
+    elif code == ACT_ELU:
+        for i in prange(m):
+            for j in range(k):
+                v = z[i, j]
+                out[i, j] = v if v > 0.0 else math.expm1(v)
+    elif code == ACT_GELU:
+        for i in prange(m):
+            for j in range(k):
+                v = z[i, j]
+                out[i, j] = 0.5 * v * (1.0 + math.erf(v * _INV_SQRT_2))
     elif code == ACT_EXP:
         for i in prange(m):
             for j in range(k):
-                z[i, j] = math.exp(z[i, j] + b[j])
+                out[i, j] = math.exp(z[i, j])
     else:  # identity
         for i in prange(m):
             for j in range(k):
-                z[i, j] += b[j]
+                out[i, j] = z[i, j]
 
 
 @njit(**_PARALLEL)
-def multiply_derivative(a, delta, code):
-    """In place: ``delta *= phi'(z)``, written in terms of the output ``a = phi(z)``."""
+def apply_dropout(a, rate, seed, batch, start, layer):
+    """Inverted dropout in place: drop with probability ``rate``, scale the rest."""
     m, k = a.shape
-    if code == ACT_LOGISTIC:
+    scale = 1.0 / (1.0 - rate)
+    for i in prange(m):
+        for j in range(k):
+            if dropout_uniform(seed, batch, start + i, layer, j) < rate:
+                a[i, j] = 0.0
+            else:
+                a[i, j] *= scale
+
+
+@njit(**_PARALLEL)
+def backprop_activation(delta_a, z, a, delta_z, code, slope, pieces, rate, seed, batch, start, layer):
+    """``delta_z = (delta_a * dropout mask) * phi'(z)``.
+
+    ``delta_a`` is dL/d(output) of the layer; ``a`` its (dropout-scaled) output;
+    logistic and tanh derivatives are read from the output, the others from the
+    pre-activation ``z``. For maxout the gradient goes to each unit's winning
+    piece (the first maximal one). ``delta_a`` and ``delta_z`` may be the same
+    array (not for maxout).
+    """
+    m, n_units = delta_a.shape
+    if rate > 0.0:
+        scale = 1.0 / (1.0 - rate)
         for i in prange(m):
-            for j in range(k):
-                delta[i, j] = delta[i, j] * a[i, j] * (1.0 - a[i, j])
+            for j in range(n_units):
+                if dropout_uniform(seed, batch, start + i, layer, j) < rate:
+                    delta_a[i, j] = 0.0
+                else:
+                    delta_a[i, j] *= scale
+        keep = 1.0 - rate  # phi(z) = a * keep for the units that were kept
+    else:
+        keep = 1.0
+    if code == ACT_MAXOUT:
+        for i in prange(m):
+            for u in range(n_units):
+                c0 = u * pieces
+                best = c0
+                for p in range(1, pieces):
+                    if z[i, c0 + p] > z[i, best]:
+                        best = c0 + p
+                for p in range(pieces):
+                    delta_z[i, c0 + p] = 0.0
+                delta_z[i, best] = delta_a[i, u]
+    elif code == ACT_LOGISTIC:
+        for i in prange(m):
+            for j in range(n_units):
+                s = a[i, j] * keep
+                delta_z[i, j] = delta_a[i, j] * s * (1.0 - s)
     elif code == ACT_TANH:
         for i in prange(m):
-            for j in range(k):
-                delta[i, j] = delta[i, j] * (1.0 - a[i, j] * a[i, j])
+            for j in range(n_units):
+                t = a[i, j] * keep
+                delta_z[i, j] = delta_a[i, j] * (1.0 - t * t)
     elif code == ACT_RELU:
         for i in prange(m):
-            for j in range(k):
-                if a[i, j] == 0.0:
-                    delta[i, j] = 0.0
-    # identity: nothing to do
+            for j in range(n_units):
+                delta_z[i, j] = delta_a[i, j] if z[i, j] > 0.0 else 0.0
+    elif code == ACT_LEAKY_RELU:
+        for i in prange(m):
+            for j in range(n_units):
+                delta_z[i, j] = delta_a[i, j] if z[i, j] > 0.0 else delta_a[i, j] * slope
+    elif code == ACT_SWISH:
+        for i in prange(m):
+            for j in range(n_units):
+                v = z[i, j]
+                s = _logistic(v)
+                delta_z[i, j] = delta_a[i, j] * (s + v * s * (1.0 - s))
+    elif code == ACT_SOFTPLUS:
+        for i in prange(m):
+            for j in range(n_units):
+                delta_z[i, j] = delta_a[i, j] * _logistic(z[i, j])
+    elif code == ACT_ELU:
+        for i in prange(m):
+            for j in range(n_units):
+                v = z[i, j]
+                delta_z[i, j] = delta_a[i, j] if v > 0.0 else delta_a[i, j] * math.exp(v)
+    elif code == ACT_GELU:
+        for i in prange(m):
+            for j in range(n_units):
+                v = z[i, j]
+                cdf = 0.5 * (1.0 + math.erf(v * _INV_SQRT_2))
+                pdf = _INV_SQRT_2PI * math.exp(-0.5 * v * v)
+                delta_z[i, j] = delta_a[i, j] * (cdf + v * pdf)
+    else:  # identity
+        for i in prange(m):
+            for j in range(n_units):
+                delta_z[i, j] = delta_a[i, j]
 
 
 # --------------------------------------------------------------------------
 # output delta and loss
 # --------------------------------------------------------------------------
 @njit(**_EXACT_PARALLEL)
-def output_delta_loss(out, y, sw, has_sw, loss_code, poisson_constant, clip, delta, row_loss):
-    """Output delta ``(y_pred - y) * w`` and the weighted loss sum ``sum_i w_i l_i``.
+def output_delta_loss(out, y, sw, has_sw, out_code, loss_code, poisson_constant, clip, huber_delta, delta, row_loss):
+    """Output delta ``dL/dz`` times the sample weight, and ``sum_i w_i l_i``.
 
-    ``out`` holds the output activations; the per-row losses go to ``row_loss``
-    and are summed serially (a fixed order).
+    Matched pairs give ``y_pred - y`` (absolute error: its sign; Huber: its
+    clipped form); squared error on softmax or logistic outputs goes through the
+    output activation's Jacobian. Per-row losses go to ``row_loss`` and are
+    summed serially (a fixed order).
     """
     m, k = out.shape
+    chain = loss_code == LOSS_SQUARED_ERROR and (out_code == ACT_SOFTMAX or out_code == ACT_LOGISTIC)
     for i in prange(m):
         w = sw[i] if has_sw else 1.0
         acc = 0.0
         for j in range(k):
             p = out[i, j]
             t = y[i, j]
+            g = p - t
             if loss_code == LOSS_SQUARED_ERROR:
-                diff = t - p
-                acc += diff * diff
+                acc += 0.5 * (g * g)
             elif loss_code == LOSS_LOG_LOSS:
                 if t != 0.0:
                     pc = min(max(p, clip), 1.0 - clip)
@@ -225,7 +400,7 @@ def output_delta_loss(out, y, sw, has_sw, loss_code, poisson_constant, clip, del
                     acc -= t * math.log(pc)
                 if t != 1.0:
                     acc -= (1.0 - t) * math.log(1.0 - pc)
-            else:  # LOSS_POISSON, exp link
+            elif loss_code == LOSS_POISSON:
                 if poisson_constant:
                     # half Poisson deviance: xlogy(y, y / p) - y + p
                     if t != 0.0:
@@ -236,9 +411,30 @@ def output_delta_loss(out, y, sw, has_sw, loss_code, poisson_constant, clip, del
                     if t != 0.0:
                         acc -= t * math.log(p)
                     acc += p
-            delta[i, j] = (p - t) * w
-        if loss_code == LOSS_SQUARED_ERROR:
-            acc *= 0.5
+            elif loss_code == LOSS_ABSOLUTE_ERROR:
+                acc += abs(g)
+                g = 1.0 if g > 0.0 else (-1.0 if g < 0.0 else 0.0)
+            else:  # LOSS_HUBER
+                if abs(g) <= huber_delta:
+                    acc += 0.5 * (g * g)
+                else:
+                    acc += huber_delta * (abs(g) - 0.5 * huber_delta)
+                    g = huber_delta if g > 0.0 else -huber_delta
+            delta[i, j] = g
+        if chain:
+            if out_code == ACT_LOGISTIC:
+                for j in range(k):
+                    p = out[i, j]
+                    delta[i, j] = delta[i, j] * p * (1.0 - p)
+            else:  # softmax: J^T g = p * (g - <g, p>)
+                dot = 0.0
+                for j in range(k):
+                    dot += delta[i, j] * out[i, j]
+                for j in range(k):
+                    delta[i, j] = out[i, j] * (delta[i, j] - dot)
+        if has_sw:
+            for j in range(k):
+                delta[i, j] *= w
         row_loss[i] = acc * w
     total = 0.0
     for i in range(m):
@@ -266,12 +462,13 @@ def bias_grad(delta, grad, accumulate):
 
 
 @njit(**_EXACT_PARALLEL)
-def finalize_gradient(params, grads, n_weights, alpha, scale_sum):
-    """Turn raw sums into the gradient of the mean loss; return ``sum(W**2)``.
+def finalize_gradient(params, grads, n_weights, alpha, l1, scale_sum):
+    """Turn raw sums into the gradient of the mean loss; return the penalty.
 
-    ``grad_W = (x.T @ delta + alpha * W) / S`` and ``grad_b = sum(delta) / S``.
-    The squared norm of the weights (for the L2 term of the loss) is read in the
-    same pass, in fixed blocks summed serially.
+    ``grad_W = (x.T @ delta + alpha * W + l1 * sign(W)) / S`` and
+    ``grad_b = sum(delta) / S``. The penalty ``alpha/2 ||W||^2 + l1 ||W||_1``
+    (divided by S by the caller) is read in the same pass, in fixed blocks summed
+    serially.
     """
     n_params = params.shape[0]
     n_blocks = (n_params + SUM_BLOCK - 1) // SUM_BLOCK
@@ -279,15 +476,23 @@ def finalize_gradient(params, grads, n_weights, alpha, scale_sum):
     for blk in prange(n_blocks):
         lo = blk * SUM_BLOCK
         hi = min(lo + SUM_BLOCK, n_params)
-        acc = 0.0
+        squares = 0.0
+        absolutes = 0.0
         for i in range(lo, hi):
             if i < n_weights:
                 w = params[i]
-                acc += w * w
-                grads[i] = (grads[i] + alpha * w) / scale_sum
+                squares += w * w
+                g = grads[i] + alpha * w
+                if l1 != 0.0:
+                    absolutes += abs(w)
+                    if w > 0.0:
+                        g += l1
+                    elif w < 0.0:
+                        g -= l1
+                grads[i] = g / scale_sum
             else:
                 grads[i] = grads[i] / scale_sum
-        partial[blk] = acc
+        partial[blk] = (0.5 * alpha) * squares + l1 * absolutes
     total = 0.0
     for blk in range(n_blocks):
         total += partial[blk]
@@ -322,22 +527,116 @@ def adam_step(params, grads, first_moment, second_moment, step_size, beta_1, bet
         params[i] += (-step_size * mt) / (math.sqrt(vt) + epsilon)
 
 
+@njit(**_PARALLEL)
+def rmsprop_step(params, grads, mean_square, learning_rate, rho, epsilon):
+    """RMSProp (Tieleman & Hinton): divide by a running RMS of the gradient."""
+    for i in prange(params.shape[0]):
+        g = grads[i]
+        v = rho * mean_square[i] + (1.0 - rho) * (g * g)
+        mean_square[i] = v
+        params[i] -= learning_rate * g / (math.sqrt(v) + epsilon)
+
+
+@njit(**_PARALLEL)
+def adagrad_step(params, grads, sum_square, learning_rate, epsilon):
+    """Adagrad (Duchi et al.): divide by the root of the summed squared gradients."""
+    for i in prange(params.shape[0]):
+        g = grads[i]
+        s = sum_square[i] + g * g
+        sum_square[i] = s
+        params[i] -= learning_rate * g / (math.sqrt(s) + epsilon)
+
+
+@njit(**_PARALLEL)
+def decay_weights(params, n_weights, factor):
+    """AdamW's decoupled weight decay: ``W *= factor`` (weights, not biases)."""
+    for i in prange(n_weights):
+        params[i] *= factor
+
+
+@njit(**_PARALLEL)
+def rprop_step(params, grads, previous_grads, step_sizes, eta_minus, eta_plus, step_min, step_max):
+    """One iRprop- step (Igel & Huesken) on the full-batch gradient.
+
+    Each parameter's step grows by ``eta_plus`` while its gradient keeps its
+    sign and shrinks by ``eta_minus`` when it flips; after a flip the gradient
+    is treated as zero (no step, no adaptation on the next iteration).
+    """
+    for i in prange(params.shape[0]):
+        g = grads[i]
+        sign_change = g * previous_grads[i]
+        if sign_change > 0.0:
+            step_sizes[i] = min(step_sizes[i] * eta_plus, step_max)
+        elif sign_change < 0.0:
+            step_sizes[i] = max(step_sizes[i] * eta_minus, step_min)
+            g = 0.0
+        if g > 0.0:
+            params[i] -= step_sizes[i]
+        elif g < 0.0:
+            params[i] += step_sizes[i]
+        previous_grads[i] = g
+
+
+@njit(**_PARALLEL)
+def quickprop_step(params, grads, previous_grads, previous_steps, learning_rate, max_growth):
+    """One Quickprop step (Fahlman 1988) on the full-batch gradient.
+
+    Each weight jumps to the minimum of a parabola through its last two
+    gradients, at most ``max_growth`` times its previous step, plus a
+    gradient-descent term while the slope keeps the previous step's direction
+    (and alone when the previous step was zero).
+    """
+    shrink = max_growth / (1.0 + max_growth)
+    for i in prange(params.shape[0]):
+        slope = -grads[i]  # downhill direction
+        previous_slope = -previous_grads[i]
+        previous_step = previous_steps[i]
+        step = 0.0
+        if previous_step > 0.0:
+            if slope > 0.0:
+                step += learning_rate * slope
+            if slope > shrink * previous_slope:
+                step += max_growth * previous_step
+            else:
+                step += previous_step * slope / (previous_slope - slope)
+        elif previous_step < 0.0:
+            if slope < 0.0:
+                step += learning_rate * slope
+            if slope < shrink * previous_slope:
+                step += max_growth * previous_step
+            else:
+                step += previous_step * slope / (previous_slope - slope)
+        else:
+            step = learning_rate * slope
+        params[i] += step
+        previous_steps[i] = step
+        previous_grads[i] = grads[i]
+
+
 # --------------------------------------------------------------------------
 # the network: forward and backward over one batch
 # --------------------------------------------------------------------------
 @njit(**_SERIAL)
-def forward_batch(X, strides, data, indices, indptr, rows, start, m, params, icfg, units, w_off, b_off, a_off, xb, acts):
-    """Forward pass of rows ``rows[start:start+m]``; fills the activations."""
+def forward_batch(
+    X, strides, data, indices, indptr, rows, start, m, params, icfg, layer_int, layer_float,
+    units, w_off, b_off, a_off, z_off, xb, pre, acts, training, batch,
+):
+    """Forward pass of rows ``rows[start:start+m]``; fills ``pre`` and ``acts``.
+
+    With ``training`` the hidden layers' dropout is applied (masks of batch
+    number ``batch``).
+    """
     n_layers = units.shape[0] - 1
     sparse = icfg[I_SPARSE] != 0
     if not sparse:
         gather_rows(X, strides[0], strides[1], rows, start, m, _matrix(xb, 0, m, units[0]))
     for layer in range(n_layers):
         fan_in = units[layer]
-        fan_out = units[layer + 1]
-        W = _matrix(params, w_off[layer], fan_in, fan_out)
-        b = params[b_off[layer] : b_off[layer] + fan_out]
-        z = _matrix(acts, a_off[layer + 1], m, fan_out)
+        pieces = layer_int[layer, LAYER_PIECES]
+        n_cols = units[layer + 1] * pieces
+        W = _matrix(params, w_off[layer], fan_in, n_cols)
+        b = params[b_off[layer] : b_off[layer] + n_cols]
+        z = _matrix(pre, z_off[layer + 1], m, n_cols)
         if layer == 0:
             if sparse:
                 sparse_rows_dot(data, indices, indptr, rows, start, m, W, z)
@@ -345,8 +644,11 @@ def forward_batch(X, strides, data, indices, indptr, rows, start, m, params, icf
                 gemm(False, False, 1.0, _matrix(xb, 0, m, fan_in), W, 0.0, z)
         else:
             gemm(False, False, 1.0, _matrix(acts, a_off[layer], m, fan_in), W, 0.0, z)
-        code = icfg[I_OUTPUT] if layer == n_layers - 1 else icfg[I_HIDDEN]
-        bias_activation(z, b, code)
+        a = _matrix(acts, a_off[layer + 1], m, units[layer + 1])
+        bias_activation(z, b, a, layer_int[layer, LAYER_ACTIVATION], layer_float[layer, LAYER_SLOPE], pieces)
+        rate = layer_float[layer, LAYER_DROPOUT]
+        if training and rate > 0.0 and layer < n_layers - 1:
+            apply_dropout(a, rate, icfg[I_SEED], batch, start, layer)
 
 
 @njit(**_SERIAL)
@@ -362,9 +664,32 @@ def gather_targets(Y, sw, has_sw, rows, start, m, yb, swb):
 
 
 @njit(**_SERIAL)
+def batch_output_loss(Y, sw, rows, start, m, icfg, fcfg, layer_int, units, a_off, z_off, yb, swb, acts, deltas, row_loss):
+    """Output delta and weighted loss sum of a forwarded batch; (loss sum, weight sum)."""
+    n_layers = units.shape[0] - 1
+    has_sw = icfg[I_HAS_SAMPLE_WEIGHT] != 0
+    n_out = units[n_layers]
+    y = _matrix(yb, 0, m, n_out)
+    w = swb[:m]
+    gather_targets(Y, sw, has_sw, rows, start, m, y, w)
+    loss_sum = output_delta_loss(
+        _matrix(acts, a_off[n_layers], m, n_out), y, w, has_sw,
+        layer_int[n_layers - 1, LAYER_ACTIVATION], icfg[I_LOSS], icfg[I_POISSON_CONSTANT] != 0,
+        fcfg[F_CLIP], fcfg[F_HUBER_DELTA], _matrix(deltas, z_off[n_layers], m, n_out), row_loss,
+    )
+    if has_sw:
+        weight_sum = 0.0
+        for i in range(m):
+            weight_sum += w[i]
+    else:
+        weight_sum = float(m)
+    return loss_sum, weight_sum
+
+
+@njit(**_SERIAL)
 def batch_gradient(
-    X, strides, data, indices, indptr, Y, sw, rows, start, m, params, grads, icfg, fcfg,
-    units, w_off, b_off, a_off, xb, yb, swb, acts, deltas, row_loss, accumulate,
+    X, strides, data, indices, indptr, Y, sw, rows, start, m, params, grads, icfg, fcfg, layer_int, layer_float,
+    units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss, accumulate, training, batch,
 ):
     """Forward, output delta and backward for one batch.
 
@@ -374,31 +699,18 @@ def batch_gradient(
     """
     n_layers = units.shape[0] - 1
     sparse = icfg[I_SPARSE] != 0
-    has_sw = icfg[I_HAS_SAMPLE_WEIGHT] != 0
-    n_out = units[n_layers]
-
-    forward_batch(X, strides, data, indices, indptr, rows, start, m, params, icfg, units, w_off, b_off, a_off, xb, acts)
-
-    y = _matrix(yb, 0, m, n_out)
-    w = swb[:m]
-    gather_targets(Y, sw, has_sw, rows, start, m, y, w)
-    out = _matrix(acts, a_off[n_layers], m, n_out)
-    delta_out = _matrix(deltas, a_off[n_layers], m, n_out)
-    loss_sum = output_delta_loss(
-        out, y, w, has_sw, icfg[I_LOSS], icfg[I_POISSON_CONSTANT] != 0, fcfg[F_CLIP], delta_out, row_loss
+    forward_batch(
+        X, strides, data, indices, indptr, rows, start, m, params, icfg, layer_int, layer_float,
+        units, w_off, b_off, a_off, z_off, xb, pre, acts, training, batch,
     )
-    if has_sw:
-        weight_sum = 0.0
-        for i in range(m):
-            weight_sum += w[i]
-    else:
-        weight_sum = float(m)
-
+    loss_sum, weight_sum = batch_output_loss(
+        Y, sw, rows, start, m, icfg, fcfg, layer_int, units, a_off, z_off, yb, swb, acts, deltas, row_loss
+    )
     for layer in range(n_layers - 1, -1, -1):
         fan_in = units[layer]
-        fan_out = units[layer + 1]
-        delta = _matrix(deltas, a_off[layer + 1], m, fan_out)
-        grad_W = _matrix(grads, w_off[layer], fan_in, fan_out)
+        n_cols = units[layer + 1] * layer_int[layer, LAYER_PIECES]
+        delta = _matrix(deltas, z_off[layer + 1], m, n_cols)
+        grad_W = _matrix(grads, w_off[layer], fan_in, n_cols)
         if layer == 0 and sparse:
             sparse_rows_weight_grad(data, indices, indptr, rows, start, m, delta, grad_W, accumulate)
         else:
@@ -407,12 +719,21 @@ def batch_gradient(
             else:
                 prev = _matrix(acts, a_off[layer], m, fan_in)
             gemm(True, False, 1.0, prev, delta, 1.0 if accumulate else 0.0, grad_W)
-        bias_grad(delta, grads[b_off[layer] : b_off[layer] + fan_out], accumulate)
+        bias_grad(delta, grads[b_off[layer] : b_off[layer] + n_cols], accumulate)
         if layer > 0:
-            W = _matrix(params, w_off[layer], fan_in, fan_out)
-            delta_prev = _matrix(deltas, a_off[layer], m, fan_in)
-            gemm(False, True, 1.0, delta, W, 0.0, delta_prev)
-            multiply_derivative(_matrix(acts, a_off[layer], m, fan_in), delta_prev, icfg[I_HIDDEN])
+            # delta of the layer below: (delta W.T) * phi'(z), through its dropout mask
+            below = layer - 1
+            pieces = layer_int[below, LAYER_PIECES]
+            W = _matrix(params, w_off[layer], fan_in, n_cols)
+            delta_z = _matrix(deltas, z_off[layer], m, fan_in * pieces)
+            delta_a = _matrix(dact, 0, m, fan_in) if pieces > 1 else delta_z
+            gemm(False, True, 1.0, delta, W, 0.0, delta_a)
+            rate = layer_float[below, LAYER_DROPOUT] if training else 0.0
+            backprop_activation(
+                delta_a, _matrix(pre, z_off[layer], m, fan_in * pieces), _matrix(acts, a_off[layer], m, fan_in),
+                delta_z, layer_int[below, LAYER_ACTIVATION], layer_float[below, LAYER_SLOPE], pieces,
+                rate, icfg[I_SEED], batch, start, below,
+            )
     return loss_sum, weight_sum
 
 
@@ -422,44 +743,57 @@ def batch_gradient(
 @njit(**_SERIAL)
 def train_epoch(
     X, strides, data, indices, indptr, Y, sw, rows, batch_size, first_batch, stop_batch,
-    params, grads, state_1, state_2, step_count, icfg, fcfg, n_weights,
-    units, w_off, b_off, a_off, xb, yb, swb, acts, deltas, row_loss,
+    params, grads, state_1, state_2, counters, icfg, fcfg, layer_int, layer_float, n_weights,
+    units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss, running_total,
 ):
     """Mini-batches ``first_batch`` .. ``stop_batch - 1`` of one epoch, compiled.
 
     Batch ``k`` holds rows ``rows[k*batch_size : (k+1)*batch_size]`` (the last
     one may be short, as scikit-learn's ``gen_batches``). Each batch: forward,
-    backward, gradient of the mean loss plus the L2 penalty, optimizer step.
-    ``state_1``/``state_2`` are the optimizer's buffers (SGD velocity; Adam
-    moments) and ``step_count[0]`` Adam's step counter.
+    backward, gradient of the mean loss plus the penalties, optimizer step.
+    ``state_1``/``state_2`` are the optimizer's buffers (SGD's velocity, Adam's
+    moments, RMSProp's / Adagrad's squares); ``counters`` Adam's step and the
+    dropout batch counter.
 
-    Returns the sum over batches of ``batch_loss * batch_rows``.
+    Returns ``running_total`` plus the sum over these batches of
+    ``batch_loss * batch_rows`` (added in batch order, so an epoch run in several
+    calls sums exactly as in one).
     """
     n = rows.shape[0]
     alpha = fcfg[F_ALPHA]
+    l1 = fcfg[F_L1]
     learning_rate = fcfg[F_LEARNING_RATE]
     solver = icfg[I_SOLVER]
-    total = 0.0
+    training = icfg[I_DROPOUT] != 0
+    total = running_total
     for batch in range(first_batch, stop_batch):
         start = batch * batch_size
         m = min(batch_size, n - start)
         loss_sum, weight_sum = batch_gradient(
-            X, strides, data, indices, indptr, Y, sw, rows, start, m, params, grads, icfg, fcfg,
-            units, w_off, b_off, a_off, xb, yb, swb, acts, deltas, row_loss, False,
+            X, strides, data, indices, indptr, Y, sw, rows, start, m, params, grads, icfg, fcfg, layer_int,
+            layer_float, units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss,
+            False, training, counters[C_BATCH],
         )
+        counters[C_BATCH] += 1
         if weight_sum == 0.0:
             # every sample of this batch has weight 0: no information, no step
             continue
-        squared_norm = finalize_gradient(params, grads, n_weights, alpha, weight_sum)
-        batch_loss = loss_sum / weight_sum + (0.5 * alpha) * squared_norm / weight_sum
+        penalty = finalize_gradient(params, grads, n_weights, alpha, l1, weight_sum)
+        batch_loss = loss_sum / weight_sum + penalty / weight_sum
         total += batch_loss * m
         if solver == SOLVER_SGD:
             sgd_step(params, grads, state_1, learning_rate, fcfg[F_MOMENTUM], icfg[I_NESTEROV] != 0)
-        elif solver == SOLVER_ADAM:
-            step_count[0] += 1
-            t = float(step_count[0])
+        elif solver == SOLVER_RMSPROP:
+            rmsprop_step(params, grads, state_1, learning_rate, fcfg[F_RHO], fcfg[F_EPSILON])
+        elif solver == SOLVER_ADAGRAD:
+            adagrad_step(params, grads, state_1, learning_rate, fcfg[F_EPSILON])
+        elif solver == SOLVER_ADAM or solver == SOLVER_ADAMW:
+            counters[C_ADAM_STEP] += 1
+            t = float(counters[C_ADAM_STEP])
             beta_1 = fcfg[F_BETA_1]
             beta_2 = fcfg[F_BETA_2]
+            if solver == SOLVER_ADAMW:
+                decay_weights(params, n_weights, 1.0 - learning_rate * fcfg[F_WEIGHT_DECAY])
             step_size = learning_rate * math.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t)
             adam_step(params, grads, state_1, state_2, step_size, beta_1, beta_2, fcfg[F_EPSILON])
     return total
@@ -467,13 +801,14 @@ def train_epoch(
 
 @njit(**_SERIAL)
 def loss_and_gradient(
-    X, strides, data, indices, indptr, Y, sw, rows, chunk, params, grads, icfg, fcfg, n_weights,
-    units, w_off, b_off, a_off, xb, yb, swb, acts, deltas, row_loss,
+    X, strides, data, indices, indptr, Y, sw, rows, chunk, params, grads, icfg, fcfg, layer_int, layer_float,
+    n_weights, units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss,
 ):
-    """Mean loss (plus L2 term) and its gradient over all ``rows``, in chunks.
+    """Mean loss (plus penalties) and its gradient over all ``rows``, in chunks.
 
-    With ``chunk >= len(rows)`` the workspaces keep every layer's activations
-    and deltas of all rows (the functional API reads them).
+    No dropout (a deterministic objective for the full-batch solvers). With
+    ``chunk >= len(rows)`` the workspaces keep every layer's activations and
+    deltas of all rows (the functional API reads them).
     """
     n = rows.shape[0]
     loss_sum = 0.0
@@ -482,27 +817,145 @@ def loss_and_gradient(
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
         part_loss, part_weight = batch_gradient(
-            X, strides, data, indices, indptr, Y, sw, rows, start, m, params, grads, icfg, fcfg,
-            units, w_off, b_off, a_off, xb, yb, swb, acts, deltas, row_loss, not first,
+            X, strides, data, indices, indptr, Y, sw, rows, start, m, params, grads, icfg, fcfg, layer_int,
+            layer_float, units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss,
+            not first, False, 0,
         )
         loss_sum += part_loss
         weight_sum += part_weight
         first = False
-    alpha = fcfg[F_ALPHA]
-    squared_norm = finalize_gradient(params, grads, n_weights, alpha, weight_sum)
-    return loss_sum / weight_sum + (0.5 * alpha) * squared_norm / weight_sum
+    penalty = finalize_gradient(params, grads, n_weights, fcfg[F_ALPHA], fcfg[F_L1], weight_sum)
+    return loss_sum / weight_sum + penalty / weight_sum
 
 
 @njit(**_SERIAL)
-def predict(X, strides, data, indices, indptr, rows, chunk, params, icfg, units, w_off, b_off, a_off, xb, acts, out):
+def dataset_loss(
+    X, strides, data, indices, indptr, Y, sw, rows, chunk, params, icfg, fcfg, layer_int, layer_float,
+    units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, row_loss,
+):
+    """(weighted loss sum, weight sum) over ``rows``: no gradient, no penalty."""
+    n = rows.shape[0]
+    loss_sum = 0.0
+    weight_sum = 0.0
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        forward_batch(
+            X, strides, data, indices, indptr, rows, start, m, params, icfg, layer_int, layer_float,
+            units, w_off, b_off, a_off, z_off, xb, pre, acts, False, 0,
+        )
+        part_loss, part_weight = batch_output_loss(
+            Y, sw, rows, start, m, icfg, fcfg, layer_int, units, a_off, z_off, yb, swb, acts, deltas, row_loss
+        )
+        loss_sum += part_loss
+        weight_sum += part_weight
+    return loss_sum, weight_sum
+
+
+@njit(**_SERIAL)
+def predict(
+    X, strides, data, indices, indptr, rows, chunk, params, icfg, layer_int, layer_float,
+    units, w_off, b_off, a_off, z_off, xb, pre, acts, out,
+):
     """Output activations of all ``rows`` into ``out``, ``chunk`` rows at a time."""
     n = rows.shape[0]
     n_layers = units.shape[0] - 1
     n_out = units[n_layers]
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
-        forward_batch(X, strides, data, indices, indptr, rows, start, m, params, icfg, units, w_off, b_off, a_off, xb, acts)
+        forward_batch(
+            X, strides, data, indices, indptr, rows, start, m, params, icfg, layer_int, layer_float,
+            units, w_off, b_off, a_off, z_off, xb, pre, acts, False, 0,
+        )
         last = _matrix(acts, a_off[n_layers], m, n_out)
         for i in range(m):
             for j in range(n_out):
                 out[start + i, j] = last[i, j]
+
+
+@njit(**_SERIAL)
+def jacobian(
+    X, strides, data, indices, indptr, rows, chunk, params, icfg, layer_int, layer_float,
+    units, w_off, b_off, a_off, z_off, xb, pre, acts, deltas, dact, row_scale, J,
+):
+    """Rows of the Jacobian of the outputs with respect to all parameters.
+
+    Row ``i * n_out + k`` of ``J`` holds ``row_scale[i] * d y_pred[i, k] / d theta``
+    (theta the flat parameter vector), computed by backpropagating a unit
+    output delta through sample i alone. For Levenberg-Marquardt.
+    """
+    n = rows.shape[0]
+    n_layers = units.shape[0] - 1
+    n_out = units[n_layers]
+    out_code = layer_int[n_layers - 1, LAYER_ACTIVATION]
+    sparse = icfg[I_SPARSE] != 0
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        forward_batch(
+            X, strides, data, indices, indptr, rows, start, m, params, icfg, layer_int, layer_float,
+            units, w_off, b_off, a_off, z_off, xb, pre, acts, False, 0,
+        )
+        y_pred = _matrix(acts, a_off[n_layers], m, n_out)
+        for i in range(m):
+            for k in range(n_out):
+                row = J[(start + i) * n_out + k]
+                row[:] = 0.0
+                # d y_pred[i, k] / d z(L): the output activation's Jacobian column
+                d_out = _matrix(deltas, z_off[n_layers], 1, n_out)
+                for j in range(n_out):
+                    d_out[0, j] = 0.0
+                if out_code == ACT_SOFTMAX:
+                    for j in range(n_out):
+                        d_out[0, j] = -y_pred[i, k] * y_pred[i, j]
+                    d_out[0, k] += y_pred[i, k]
+                elif out_code == ACT_LOGISTIC:
+                    d_out[0, k] = y_pred[i, k] * (1.0 - y_pred[i, k])
+                elif out_code == ACT_EXP:
+                    d_out[0, k] = y_pred[i, k]
+                else:
+                    d_out[0, k] = 1.0
+                for layer in range(n_layers - 1, -1, -1):
+                    fan_in = units[layer]
+                    n_cols = units[layer + 1] * layer_int[layer, LAYER_PIECES]
+                    delta = _matrix(deltas, z_off[layer + 1], 1, n_cols)
+                    w0 = w_off[layer]
+                    if layer == 0 and sparse:
+                        r = rows[start + i]
+                        for p in range(indptr[r], indptr[r + 1]):
+                            v = data[p]
+                            base = w0 + indices[p] * n_cols
+                            for c in range(n_cols):
+                                row[base + c] = v * delta[0, c]
+                    else:
+                        if layer == 0:
+                            prev = _matrix(xb, 0, m, fan_in)
+                        else:
+                            prev = _matrix(acts, a_off[layer], m, fan_in)
+                        for f in range(fan_in):
+                            v = prev[i, f]
+                            base = w0 + f * n_cols
+                            for c in range(n_cols):
+                                row[base + c] = v * delta[0, c]
+                    b0 = b_off[layer]
+                    for c in range(n_cols):
+                        row[b0 + c] = delta[0, c]
+                    if layer > 0:
+                        below = layer - 1
+                        pieces = layer_int[below, LAYER_PIECES]
+                        W = _matrix(params, w0, fan_in, n_cols)
+                        delta_z = _matrix(deltas, z_off[layer], 1, fan_in * pieces)
+                        delta_a = _matrix(dact, 0, 1, fan_in)
+                        for f in range(fan_in):
+                            acc = 0.0
+                            for c in range(n_cols):
+                                acc += delta[0, c] * W[f, c]
+                            delta_a[0, f] = acc
+                        backprop_activation(
+                            delta_a, _matrix(pre, z_off[layer] + i * fan_in * pieces, 1, fan_in * pieces),
+                            _matrix(acts, a_off[layer] + i * fan_in, 1, fan_in), delta_z,
+                            layer_int[below, LAYER_ACTIVATION], layer_float[below, LAYER_SLOPE], pieces,
+                            0.0, 0, 0, 0, below,
+                        )
+                scale = row_scale[start + i]
+                if scale != 1.0:
+                    for c in range(row.shape[0]):
+                        row[c] *= scale

@@ -1,13 +1,15 @@
 """scikit-learn drop-in estimators: MLPClassifier and MLPRegressor.
 
 The estimators validate and prepare the data once, run the epoch loop's control
-(stopping rules, learning-rate schedules, early stopping, verbose output) in
-Python, and hand every epoch to one compiled kernel call (see ``_engine`` and
-``_kernels``). The random draws (initialization, the early-stopping split, each
-epoch's shuffle) are made with NumPy's ``RandomState`` in scikit-learn's order,
-so the same ``random_state`` gives the same weights as scikit-learn's MLP.
+(stopping rules, learning-rate schedules, early stopping, callbacks, verbose
+output) in Python, and hand the mini-batches of each epoch to compiled kernel
+calls (see ``_engine`` and ``_kernels``). The random draws (initialization, the
+early-stopping split, each epoch's shuffle) are made with NumPy's
+``RandomState`` in scikit-learn's order, so the same ``random_state`` gives the
+same weights as scikit-learn's MLP.
 """
 
+import time
 import warnings
 from numbers import Integral, Real
 
@@ -20,77 +22,56 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _engine
-from ._codes import (
-    HIDDEN_ACTIVATIONS,
-    MATCHED_LOSSES,
-    OUTPUT_ACTIVATIONS,
-    SOLVER_ADAM,
-    SOLVER_SGD,
-    STOCHASTIC_SOLVERS,
+from . import _engine, _kernels
+from ._codes import FULL_BATCH_SOLVERS, HIDDEN_ACTIVATIONS, LOSS_PAIRS, STOCHASTIC_SOLVERS
+from ._config import EPOCH_CALL_SECONDS
+from ._functional import hidden_activation_names, make_network
+from ._optimizers import (
+    QUICKPROP_MAX_GROWTH,
+    RPROP_ETA_MINUS,
+    RPROP_ETA_PLUS,
+    RPROP_STEP_MAX,
+    RPROP_STEP_MIN,
+    OptimizerState,
+    check_lm_memory,
+    lm_step,
 )
 
-_LOSS_NAMES = {"squared_error", "log_loss", "poisson"}
+try:  # scikit-learn's callback API (1.9 and later)
+    from sklearn.callback import CallbackSupportMixin, with_callbacks
+except ImportError:  # pragma: no cover - older scikit-learn
+
+    class CallbackSupportMixin:
+        """Placeholder: this scikit-learn has no callback API."""
+
+    def with_callbacks(method):
+        return method
 
 
-class _OptimizerState:
-    """A stochastic solver's state between epochs and between ``partial_fit`` calls.
-
-    Mirrors scikit-learn's ``SGDOptimizer`` / ``AdamOptimizer``: the current
-    learning rate, its schedule and the flat per-parameter buffers (SGD's
-    velocity; Adam's first and second moments and step counter).
-    """
-
-    def __init__(self, solver, n_params, dtype, learning_rate_init, lr_schedule, power_t):
-        self.solver = solver
-        self.learning_rate_init = learning_rate_init
-        self.learning_rate = float(learning_rate_init)
-        self.lr_schedule = lr_schedule
-        self.power_t = power_t
-        self.state_1 = np.zeros(n_params, dtype=dtype)
-        self.state_2 = np.zeros(n_params if solver == "adam" else 0, dtype=dtype)
-        self.step_count = np.zeros(1, dtype=np.int64)
-
-    def copy(self):
-        """An independent copy (a failed call must not touch the fitted state)."""
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        new.state_1 = self.state_1.copy()
-        new.state_2 = self.state_2.copy()
-        new.step_count = self.step_count.copy()
-        return new
-
-    def base_learning_rate(self):
-        """The rate the compiled step starts from (Adam corrects it per step)."""
-        return float(self.learning_rate_init) if self.solver == "adam" else self.learning_rate
-
-    def iteration_ends(self, time_step):
-        """Update the learning rate at the end of an epoch (invscaling)."""
-        if self.solver == "sgd" and self.lr_schedule == "invscaling":
-            self.learning_rate = float(self.learning_rate_init) / (time_step + 1) ** self.power_t
-
-    def trigger_stopping(self, msg, verbose):
-        """True to stop; with the adaptive schedule, divide the rate by 5 instead."""
-        if self.solver != "sgd" or self.lr_schedule != "adaptive":
-            if verbose:
-                print(msg + " Stopping.")
-            return True
-        if self.learning_rate <= 1e-6:
-            if verbose:
-                print(msg + " Learning rate too small. Stopping.")
-            return True
-        self.learning_rate /= 5.0
-        if verbose:
-            print(msg + " Setting learning rate to %f" % self.learning_rate)
-        return False
+_ALL_SOLVERS = set(STOCHASTIC_SOLVERS) | set(FULL_BATCH_SOLVERS)
 
 
-class BaseMultilayerPerceptron(BaseEstimator):
+class _Validation:
+    """A held-out set monitored after every epoch: score and loss."""
+
+    def __init__(self, X, y_score, Y, sample_weight, trainer):
+        self.X = X
+        self.y_score = y_score
+        self.sample_weight = sample_weight
+        self.trainer = trainer
+        self.rows = np.arange(X.shape[0], dtype=np.int64)
+
+    def loss(self, flat):
+        return self.trainer.dataset_loss(flat, self.rows)
+
+
+class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
     """Shared machinery of :class:`MLPClassifier` and :class:`MLPRegressor`.
 
     Not to be used directly.
@@ -98,11 +79,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS)), "array-like"],
+        "solver": [StrOptions(_ALL_SOLVERS)],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive", "cosine"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -120,6 +101,14 @@ class BaseMultilayerPerceptron(BaseEstimator):
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "l1": [Interval(Real, 0, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "init": [StrOptions({"glorot", "he", "lecun"})],
+        "max_time": [None, Interval(Real, 0, None, closed="neither")],
+        "negative_slope": [Interval(Real, 0, None, closed="left")],
+        "maxout_pieces": [Interval(Integral, 1, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "rho": [Interval(Real, 0, 1, closed="left")],
         "n_jobs": [None, Integral],
     }
 
@@ -149,6 +138,14 @@ class BaseMultilayerPerceptron(BaseEstimator):
         epsilon,
         n_iter_no_change,
         max_fun,
+        l1,
+        dropout,
+        init,
+        max_time,
+        negative_slope,
+        maxout_pieces,
+        weight_decay,
+        rho,
         n_jobs,
     ):
         self.activation = activation
@@ -175,13 +172,21 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.l1 = l1
+        self.dropout = dropout
+        self.init = init
+        self.max_time = max_time
+        self.negative_slope = negative_slope
+        self.maxout_pieces = maxout_pieces
+        self.weight_decay = weight_decay
+        self.rho = rho
         self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------
     # parameters and network description
     # ------------------------------------------------------------------
     def _check_params(self):
-        """Validate the constructor parameters; return the hidden layer sizes."""
+        """Validate the constructor parameters; return (hidden sizes, activation names, dropout rates)."""
         self._validate_params()
         if self.n_jobs == 0:
             raise ValueError("n_jobs == 0 has no meaning; use None (all cores), -1, or a positive number.")
@@ -192,62 +197,85 @@ class BaseMultilayerPerceptron(BaseEstimator):
         for size in hidden_layer_sizes:
             if isinstance(size, bool) or not isinstance(size, (Integral, np.integer)) or size <= 0:
                 raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}.")
-        return [int(size) for size in hidden_layer_sizes]
+        n_hidden = len(hidden_layer_sizes)
+        names = hidden_activation_names(self.activation, n_hidden)
+        if isinstance(self.dropout, Real):
+            rates = [float(self.dropout)] * n_hidden
+        else:
+            rates = list(self.dropout)
+            if len(rates) != n_hidden:
+                raise ValueError(
+                    f"dropout lists {len(rates)} rates but the network has {n_hidden} hidden layers."
+                )
+            for rate in rates:
+                if isinstance(rate, bool) or not isinstance(rate, Real) or not 0 <= rate < 1:
+                    raise ValueError(f"dropout rates must be numbers in [0, 1), got {self.dropout!r}.")
+            rates = [float(rate) for rate in rates]
+        if any(rates) and self.solver not in STOCHASTIC_SOLVERS:
+            raise ValueError(
+                f"dropout needs a stochastic solver ({sorted(STOCHASTIC_SOLVERS)}); solver={self.solver!r} "
+                "optimizes a deterministic full-batch objective."
+            )
+        if self.solver == "lm" and self.loss != "squared_error":
+            raise ValueError(
+                f"solver='lm' (Levenberg-Marquardt) minimizes a sum of squares: it needs "
+                f"loss='squared_error', got loss={self.loss!r}."
+            )
+        return [int(size) for size in hidden_layer_sizes], names, rates
 
-    def _codes(self):
-        """(hidden code, output code, loss code) of the fitted network."""
-        loss = self.loss
-        return (
-            HIDDEN_ACTIVATIONS[self.activation],
-            OUTPUT_ACTIVATIONS[self.out_activation_],
-            MATCHED_LOSSES[(self.out_activation_, loss)],
+    def _network(self, layer_units, names, rates):
+        return make_network(
+            layer_units, names, self.out_activation_, float(self.negative_slope), int(self.maxout_pieces), rates
         )
 
-    def _layout(self):
-        units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
-        return _engine.NetworkLayout(units)
+    def _fitted_network(self):
+        """The network of the fitted parameters (as it was fitted)."""
+        names, pieces, slope = self._fitted_layers
+        units = [self.coefs_[0].shape[0]] + [b.shape[0] // (pieces if name == "maxout" else 1)
+                                              for b, name in zip(self.intercepts_, names + [None])]
+        return make_network(units, names, self.out_activation_, slope, pieces)
 
-    def _packed_parameters(self, dtype):
-        """(layout, flat vector) holding a copy of ``coefs_`` and ``intercepts_``."""
-        layout = self._layout()
-        return layout, layout.pack(self.coefs_, self.intercepts_, dtype)
-
-    def _set_parameters(self, layout, flat):
+    def _set_parameters(self, network, flat):
         """Point ``coefs_`` / ``intercepts_`` at views of the flat vector ``flat``."""
-        self.coefs_, self.intercepts_ = layout.views(flat)
+        self.coefs_, self.intercepts_ = network.views(flat)
+
+    def _loss_code(self):
+        return LOSS_PAIRS[(self.out_activation_, self.loss)]
 
     # ------------------------------------------------------------------
     # initialization
     # ------------------------------------------------------------------
-    def _initialize(self, y, layer_units, dtype):
+    def _initialize(self, y, network, names, dtype):
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = y.shape[1]
-        self.n_layers_ = len(layer_units)
+        self.n_layers_ = network.n_layers + 1
 
-        if not is_classifier(self):
-            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
-        elif self._label_binarizer.y_type_ == "multiclass":
-            self.out_activation_ = "softmax"
-        else:
-            self.out_activation_ = "logistic"
-
-        layout = _engine.NetworkLayout(layer_units)
-        flat = np.empty(layout.n_params, dtype=dtype)
-        coefs, intercepts = layout.views(flat)
-        # Glorot-uniform, drawn in scikit-learn's order: W(l) then b(l), layer by layer.
-        factor = 2.0 if self.activation == "logistic" else 6.0
-        for W, b in zip(coefs, intercepts):
+        flat = np.empty(network.n_params, dtype=dtype)
+        coefs, intercepts = network.views(flat)
+        for layer, (W, b) in enumerate(zip(coefs, intercepts)):
             fan_in, fan_out = W.shape
-            bound = np.sqrt(factor / (fan_in + fan_out))
+            if self.init == "glorot":
+                # scikit-learn's rule: factor 2 for logistic networks, else 6
+                if isinstance(self.activation, str):
+                    logistic = HIDDEN_ACTIVATIONS[self.activation] == HIDDEN_ACTIVATIONS["logistic"]
+                else:
+                    feeds = names[min(layer, len(names) - 1)] if names else "identity"
+                    logistic = HIDDEN_ACTIVATIONS[feeds] == HIDDEN_ACTIVATIONS["logistic"]
+                bound = np.sqrt((2.0 if logistic else 6.0) / (fan_in + fan_out))
+            elif self.init == "he":
+                bound = np.sqrt(6.0 / fan_in)
+            else:  # lecun
+                bound = np.sqrt(3.0 / fan_in)
+            # drawn in scikit-learn's order: W(l) then b(l), layer by layer
             W[...] = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
             b[...] = self._random_state.uniform(-bound, bound, fan_out)
-        self._set_parameters(layout, flat)
+        self._set_parameters(network, flat)
 
         self._best_coefs = [c.copy() for c in self.coefs_]
         self._best_intercepts = [i.copy() for i in self.intercepts_]
 
-        if self.solver in STOCHASTIC_SOLVERS:
+        if self.solver != "lbfgs":
             self.loss_curve_ = []
             self._no_improvement_count = 0
             if self.early_stopping:
@@ -258,61 +286,78 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
+            self.validation_loss_curve_ = None
 
     # ------------------------------------------------------------------
     # fitting
     # ------------------------------------------------------------------
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None, sample_weight_val=None):
         """Fit, or continue fitting; on any error the estimator is left as it was."""
         snapshot = dict(self.__dict__)
         try:
-            return self._fit_unprotected(X, y, sample_weight, incremental)
+            return self._fit_unprotected(X, y, sample_weight, incremental, X_val, y_val, sample_weight_val)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(snapshot)
             raise
 
-    def _fit_unprotected(self, X, y, sample_weight, incremental):
-        hidden_layer_sizes = self._check_params()
+    def _fit_unprotected(self, X, y, sample_weight, incremental, X_val, y_val, sample_weight_val):
+        start_time = time.perf_counter()
+        hidden_layer_sizes, names, rates = self._check_params()
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
-        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        X, y, y_labels = self._validate_input(X, y, incremental, reset=first_pass)
         n_samples, n_features = X.shape
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
-            if not sample_weight.sum() > 0:
-                raise ValueError("sample_weight must have a positive sum.")
+        sample_weight = self._combined_sample_weight(sample_weight, X, y_labels, incremental)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
-        if not first_pass and self.coefs_[-1].shape[1] != y.shape[1]:
-            raise ValueError(
-                f"y has {y.shape[1]} outputs but the fitted network has {self.coefs_[-1].shape[1]}."
-            )
         if self.loss == "poisson" and np.any(y < 0):
             raise ValueError("Some value(s) of y are negative which is not allowed for the poisson loss.")
+        validation = None
+        if X_val is not None or y_val is not None:
+            if X_val is None or y_val is None:
+                raise ValueError("X_val and y_val must be given together.")
+            if incremental:
+                raise ValueError("partial_fit takes no validation data; pass it to fit.")
+            validation = self._validate_validation_data(X_val, y_val, sample_weight_val, X.dtype)
+        elif sample_weight_val is not None:
+            raise ValueError("sample_weight_val is given without X_val and y_val.")
 
         self.n_outputs_ = y.shape[1]
         layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
-
         if first_pass:
-            self._initialize(y, layer_units, X.dtype)
-        elif [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_] != layer_units:
+            self.out_activation_ = self._output_activation(y)
+        network = self._network(layer_units, names, rates)
+        if first_pass:
+            self._initialize(y, network, names, X.dtype)
+        elif [c.shape for c in self.coefs_] != [c.shape for c in network.views(np.empty(network.n_params))[0]]:
             raise ValueError(
-                "hidden_layer_sizes changed since the last fit; warm_start and partial_fit "
-                "need the same network (fit with warm_start=False to start over)."
+                "the network changed since the last fit (hidden_layer_sizes, activation or maxout_pieces); "
+                "warm_start and partial_fit continue the same network (fit with warm_start=False to start over)."
             )
+        if self.solver != "lbfgs" and not hasattr(self, "loss_curve_"):
+            raise ValueError(f"solver={self.solver!r} cannot continue a model fitted with solver='lbfgs'.")
+        self._fitted_layers = (names, int(self.maxout_pieces), float(self.negative_slope))
 
         # The parameters now live in one fresh flat vector (a copy): the old
-        # arrays stay untouched, so an interrupted call loses nothing.
-        layout, flat = self._packed_parameters(X.dtype)
-        self._set_parameters(layout, flat)
+        # arrays stay untouched, so a failed call loses nothing.
+        flat = network.pack(self.coefs_, self.intercepts_, X.dtype)
+        self._set_parameters(network, flat)
+        seed = int(self._random_state.randint(np.iinfo(np.int32).max)) if network.has_dropout else 0
 
         with _engine.compute_context(self.n_jobs):
-            if self.solver in STOCHASTIC_SOLVERS:
-                self._fit_stochastic(X, y, sample_weight, layout, flat, incremental)
+            callback_ctx = self._begin_callbacks(X, y_labels, sample_weight)
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(X, y, sample_weight, network, flat)
             else:
-                self._fit_lbfgs(X, y, sample_weight, layout, flat)
+                self._fit_iterative(
+                    X, y, sample_weight, network, flat, incremental, validation, seed, start_time, callback_ctx
+                )
+            if callback_ctx is not None:
+                callback_ctx.call_on_fit_task_end(estimator=self, X=X, y=y_labels)
 
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError(
@@ -321,35 +366,58 @@ class BaseMultilayerPerceptron(BaseEstimator):
             )
         return self
 
-    def _config(self, dtype, sparse, has_sample_weight):
-        hidden, output, loss = self._codes()
-        solver = STOCHASTIC_SOLVERS.get(self.solver, SOLVER_SGD)
+    def _combined_sample_weight(self, sample_weight, X, y_labels, incremental):
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight must have a positive sum.")
+        return sample_weight
+
+    def _config(self, dtype, seed):
+        solver = STOCHASTIC_SOLVERS.get(self.solver, 0)
         return _engine.make_config(
-            hidden,
-            output,
-            loss,
+            self._loss_code(),
             poisson_constant=True,
-            has_sample_weight=has_sample_weight,
-            sparse=sparse,
             solver_code=solver,
             nesterov=bool(self.nesterovs_momentum) and self.momentum > 0,
+            seed=seed,
             alpha=float(self.alpha),
-            learning_rate=float(self.learning_rate_init),
+            l1=float(self.l1),
             momentum=float(self.momentum),
             beta_1=float(self.beta_1),
             beta_2=float(self.beta_2),
             epsilon=float(self.epsilon),
             clip=float(np.finfo(dtype).eps),
+            huber_delta=float(getattr(self, "huber_delta", 1.0)),
+            weight_decay=float(self.weight_decay),
+            rho=float(self.rho),
         )
 
-    def _fit_lbfgs(self, X, y, sample_weight, layout, flat):
+    def _trainer(self, network, X, Y, sample_weight, dtype, seed, batch_rows):
+        data = X if isinstance(X, _engine.InputData) else _engine.InputData(X, dtype)
+        icfg, fcfg = self._config(dtype, seed)
+        return _engine.Trainer(network, data, Y.astype(dtype), sample_weight, icfg, fcfg, batch_rows=batch_rows)
+
+    # --- callbacks ---------------------------------------------------------
+    def _begin_callbacks(self, X, y, sample_weight):
+        if not getattr(self, "_skl_callbacks", None):
+            return None
+        ctx = self._init_callback_context(max_subtasks=self.max_iter if self.solver != "lbfgs" else 0)
+        self._callback_metadata = None if sample_weight is None else {"sample_weight": sample_weight}
+        ctx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=self._callback_metadata)
+        return ctx
+
+    def _reconstruction_attributes(self):
+        return {
+            "coefs_": [c.copy() for c in self.coefs_],
+            "intercepts_": [b.copy() for b in self.intercepts_],
+        }
+
+    # --- L-BFGS ------------------------------------------------------------
+    def _fit_lbfgs(self, X, y, sample_weight, network, flat):
         dtype = flat.dtype
-        data = _engine.InputData(X, dtype)
-        icfg, fcfg = self._config(dtype, data.is_sparse, sample_weight is not None)
         n = X.shape[0]
-        trainer = _engine.Trainer(
-            layout, data, y.astype(dtype), sample_weight, icfg, fcfg, batch_rows=min(n, _engine.CHUNK_ROWS)
-        )
+        trainer = self._trainer(network, X, y, sample_weight, dtype, 0, min(n, _engine.CHUNK_ROWS))
         rows = np.arange(n, dtype=np.int64)
 
         def loss_grad(packed):
@@ -361,8 +429,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if self.verbose:
 
             def callback(intermediate_result):
-                print("Iteration %d, loss = %.8f" % (callback.iteration + 1, intermediate_result.fun))
                 callback.iteration += 1
+                print("Iteration %d, loss = %.8f" % (callback.iteration, intermediate_result.fun))
 
             callback.iteration = 0
 
@@ -378,90 +446,109 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.loss_ = opt_res.fun
         flat[:] = opt_res.x
 
-    def _fit_stochastic(self, X, y, sample_weight, layout, flat, incremental):
-        dtype = flat.dtype
-        if not incremental or not hasattr(self, "_optimizer"):
-            optimizer = _OptimizerState(
-                self.solver, layout.n_params, dtype, self.learning_rate_init, self.learning_rate, self.power_t
+    # --- every other solver: one iteration (epoch) at a time -----------------
+    def _split_validation(self, X, y, sample_weight, dtype, network):
+        """scikit-learn's early-stopping split, as row indices (X is not copied)."""
+        should_stratify = is_classifier(self) and self.n_outputs_ == 1
+        stratify = y if should_stratify else None
+        train_idx, val_idx = train_test_split(
+            np.arange(X.shape[0]),
+            random_state=self._random_state,
+            test_size=self.validation_fraction,
+            stratify=stratify,
+        )
+        if val_idx.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' or the size of your dataset."
             )
-        else:
+        X_val = X[val_idx]
+        Y_val = y[val_idx]
+        y_score = self._label_binarizer.inverse_transform(Y_val) if is_classifier(self) else Y_val
+        if not is_classifier(self) and y_score.shape[1] == 1:
+            y_score = y_score.ravel()
+        sw_val = None if sample_weight is None else sample_weight[val_idx]
+        trainer = self._trainer(network, X_val, Y_val, sw_val, dtype, 0, min(val_idx.shape[0], _engine.CHUNK_ROWS))
+        return train_idx.astype(np.int64), _Validation(X_val, y_score, Y_val, sw_val, trainer)
+
+    def _fit_iterative(self, X, y, sample_weight, network, flat, incremental, validation, seed, start_time,
+                       callback_ctx):
+        dtype = flat.dtype
+        n_params = network.n_params
+        if incremental and hasattr(self, "_optimizer") and self._optimizer.matches(self.solver, n_params, dtype):
             optimizer = self._optimizer.copy()
-        if optimizer.state_1.shape[0] != layout.n_params or optimizer.state_1.dtype != dtype:
-            raise ValueError("the optimizer state does not match the network; fit again without warm start.")
+        else:
+            optimizer = OptimizerState(
+                self.solver, n_params, dtype, self.learning_rate_init, self.learning_rate, self.power_t,
+                self.max_iter,
+            )
         self._optimizer = optimizer
 
-        if self.early_stopping and incremental:
-            raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
-        n_total = X.shape[0]
-        if early_stopping:
-            # Split indices exactly as scikit-learn splits X (same draws), without
-            # copying the training rows: the epoch reads X through them.
-            should_stratify = is_classifier(self) and self.n_outputs_ == 1
-            stratify = y if should_stratify else None
-            train_idx, val_idx = train_test_split(
-                np.arange(n_total),
-                random_state=self._random_state,
-                test_size=self.validation_fraction,
-                stratify=stratify,
+        if validation is not None:
+            validation.trainer = self._trainer(
+                network, validation.X, validation.Y, validation.sample_weight, dtype, 0,
+                min(validation.X.shape[0], _engine.CHUNK_ROWS),
             )
-            if val_idx.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction' "
-                    "or the size of your dataset."
-                )
-            X_val = X[val_idx]
-            y_val = y[val_idx]
-            if is_classifier(self):
-                y_val = self._label_binarizer.inverse_transform(y_val)
-            sample_weight_val = None if sample_weight is None else sample_weight[val_idx]
-            train_rows = train_idx.astype(np.int64)
+            train_rows = np.arange(X.shape[0], dtype=np.int64)
+        elif early_stopping:
+            train_rows, validation = self._split_validation(X, y, sample_weight, dtype, network)
         else:
-            train_rows = np.arange(n_total, dtype=np.int64)
-            X_val = y_val = sample_weight_val = None
+            train_rows = np.arange(X.shape[0], dtype=np.int64)
+        if validation is not None:
+            if self.validation_scores_ is None:
+                self.validation_scores_ = []
+            if getattr(self, "validation_loss_curve_", None) is None:
+                self.validation_loss_curve_ = []
 
         n_samples = train_rows.shape[0]
-        sample_idx = np.arange(n_samples, dtype=int)
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
+        if self.solver in STOCHASTIC_SOLVERS:
+            if self.batch_size == "auto":
+                batch_size = min(200, n_samples)
+            else:
+                if self.batch_size > n_samples:
+                    warnings.warn(
+                        "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped"
+                    )
+                batch_size = int(np.clip(self.batch_size, 1, n_samples))
         else:
-            if self.batch_size > n_samples:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
-            batch_size = int(np.clip(self.batch_size, 1, n_samples))
-        n_batches = (n_samples + batch_size - 1) // batch_size
-
+            batch_size = min(n_samples, _engine.CHUNK_ROWS)  # full batch, computed in chunks
         data = _engine.InputData(X, dtype)
-        icfg, fcfg = self._config(dtype, data.is_sparse, sample_weight is not None)
-        trainer = _engine.Trainer(layout, data, y.astype(dtype), sample_weight, icfg, fcfg, batch_rows=batch_size)
+        trainer = self._trainer(network, data, y, sample_weight, dtype, seed, batch_size)
+        deadline = None if self.max_time is None else start_time + float(self.max_time)
+        step = self._make_step(trainer, network, flat, train_rows, batch_size, optimizer, sample_weight, y)
 
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
-                if self.shuffle:
-                    # sklearn.utils.shuffle's draws (a RandomState.shuffle of
-                    # arange(n)) without its per-call validation overhead
-                    sample_idx = sample_idx[self._random_state.permutation(n_samples)]
-                rows = train_rows[sample_idx] if (self.shuffle or early_stopping) else train_rows
-                accumulated_loss = trainer.train_epoch(
-                    flat, np.ascontiguousarray(rows, dtype=np.int64), batch_size, 0, n_batches,
-                    optimizer.state_1, optimizer.state_2, optimizer.step_count, optimizer.base_learning_rate(),
-                )
-                if optimizer.solver == "adam":
-                    t = optimizer.step_count[0]
-                    optimizer.learning_rate = (
-                        optimizer.learning_rate_init * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
-                    )
-
+                epoch_ctx = None
+                if callback_ctx is not None:
+                    epoch_ctx = callback_ctx.subcontext(task_name="epoch")
+                    epoch_ctx.call_on_fit_task_begin(estimator=self, X=X, y=y)
+                loss, n_seen, timed_out, converged = step(deadline)
                 self.n_iter_ += 1
-                self.loss_ = accumulated_loss / n_samples
-                self.t_ += n_samples
+                self.loss_ = loss
+                self.t_ += n_seen
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
-                self._update_no_improvement_count(early_stopping, X_val, y_val, sample_weight_val)
+                self._update_no_improvement_count(early_stopping, validation, flat)
                 optimizer.iteration_ends(self.t_)
 
+                if epoch_ctx is not None and epoch_ctx.call_on_fit_task_end(
+                    estimator=self, X=X, y=y, metadata=self._callback_metadata,
+                    reconstruction_attributes=self._reconstruction_attributes,
+                ):
+                    break
+                if timed_out:
+                    warnings.warn(
+                        f"max_time={self.max_time}s reached after {self.n_iter_} iterations; "
+                        "the optimization stopped before convergence.",
+                        ConvergenceWarning,
+                    )
+                    break
+                if converged:
+                    break
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
                         msg = (
@@ -481,9 +568,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     break
 
                 if self.n_iter_ == self.max_iter:
+                    kind = "Stochastic Optimizer" if self.solver in STOCHASTIC_SOLVERS else f"Solver {self.solver!r}"
                     warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) "
-                        "reached and the optimization hasn't converged yet." % self.max_iter,
+                        "%s: Maximum iterations (%d) reached and the optimization hasn't converged yet."
+                        % (kind, self.max_iter),
                         ConvergenceWarning,
                     )
         except KeyboardInterrupt:
@@ -494,12 +582,109 @@ class BaseMultilayerPerceptron(BaseEstimator):
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
 
-    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sample_weight_val):
-        if early_stopping:
-            val_score = self._score(X_val, y_val, sample_weight=sample_weight_val)
+    def _make_step(self, trainer, network, flat, train_rows, batch_size, optimizer, sample_weight, y):
+        """A function running one iteration: (loss, samples seen, timed out, converged)."""
+        n_samples = train_rows.shape[0]
+        solver = self.solver
+        if solver in STOCHASTIC_SOLVERS:
+            n_batches = (n_samples + batch_size - 1) // batch_size
+            state = {"sample_idx": np.arange(n_samples, dtype=int), "chunk": 1}
+
+            def stochastic_epoch(deadline):
+                if self.shuffle:
+                    # sklearn.utils.shuffle's draws (RandomState.shuffle of
+                    # arange(n)) without its per-call validation overhead
+                    state["sample_idx"] = state["sample_idx"][self._random_state.permutation(n_samples)]
+                    rows = np.ascontiguousarray(train_rows[state["sample_idx"]], dtype=np.int64)
+                else:
+                    rows = train_rows
+                learning_rate = optimizer.epoch_learning_rate(self.n_iter_)
+                total, batch, timed_out = 0.0, 0, False
+                while batch < n_batches:
+                    # Python regains control every EPOCH_CALL_SECONDS or so: max_time
+                    # and Ctrl-C are honoured inside long epochs.
+                    stop = min(n_batches, batch + state["chunk"])
+                    tic = time.perf_counter()
+                    total = trainer.train_epoch(
+                        flat, rows, batch_size, batch, stop, optimizer.state_1, optimizer.state_2,
+                        optimizer.counters, learning_rate, total,
+                    )
+                    elapsed = max(time.perf_counter() - tic, 1e-9)
+                    per_batch = elapsed / (stop - batch)
+                    state["chunk"] = int(max(1, min(n_batches, EPOCH_CALL_SECONDS / per_batch)))
+                    batch = stop
+                    if deadline is not None and time.perf_counter() >= deadline:
+                        timed_out = True
+                        break
+                n_seen = min(batch * batch_size, n_samples)
+                return total / n_seen, n_seen, timed_out, False
+
+            return stochastic_epoch
+
+        if solver in ("rprop", "quickprop"):
+
+            def full_batch_iteration(deadline):
+                loss = trainer.loss_and_gradient(flat, train_rows)
+                grads = trainer.ws.grads
+                if solver == "rprop":
+                    _kernels.rprop_step(
+                        flat, grads, optimizer.state_1, optimizer.state_2, RPROP_ETA_MINUS, RPROP_ETA_PLUS,
+                        RPROP_STEP_MIN, RPROP_STEP_MAX,
+                    )
+                else:
+                    _kernels.quickprop_step(
+                        flat, grads, optimizer.state_1, optimizer.state_2, float(self.learning_rate_init),
+                        QUICKPROP_MAX_GROWTH,
+                    )
+                timed_out = deadline is not None and time.perf_counter() >= deadline
+                return loss, n_samples, timed_out, False
+
+            return full_batch_iteration
+
+        # Levenberg-Marquardt
+        n_out = int(network.units[-1])
+        check_lm_memory(n_samples * n_out, network.n_params, flat.dtype.itemsize)
+        weights = np.ones(n_samples) if sample_weight is None else sample_weight[train_rows].astype(np.float64)
+        weight_sum = weights.sum()
+        row_scale = np.sqrt(weights / weight_sum).astype(flat.dtype)
+        jac = np.empty((n_samples * n_out, network.n_params), dtype=flat.dtype)
+        l2_scale = float(self.alpha) / weight_sum
+        state = {"damping": None}
+
+        def lm_iteration(deadline):
+            loss = trainer.loss_and_gradient(flat, train_rows)
+            gradient = trainer.ws.grads.astype(np.float64)
+            trainer.jacobian(flat, train_rows, row_scale, jac)
+            J = jac.astype(np.float64, copy=False)
+            if state["damping"] is None:
+                state["damping"] = 1e-3 * max(float(np.mean(np.einsum("ij,ij->j", J, J))), 1e-12)
+            accepted = False
+            for _ in range(30):
+                step = lm_step(J, gradient, network.n_weights, l2_scale, state["damping"])
+                if step is not None:
+                    candidate = (flat.astype(np.float64) + step).astype(flat.dtype)
+                    new_loss = trainer.loss_and_gradient(candidate, train_rows)
+                    if np.isfinite(new_loss) and new_loss < loss:
+                        flat[:] = candidate
+                        state["damping"] = max(state["damping"] / 10.0, 1e-15)
+                        accepted = True
+                        break
+                state["damping"] *= 10.0
+                if state["damping"] > 1e15:
+                    break
+            timed_out = deadline is not None and time.perf_counter() >= deadline
+            return loss, n_samples, timed_out, not accepted
+
+        return lm_iteration
+
+    def _update_no_improvement_count(self, early_stopping, validation, flat):
+        if validation is not None:
+            val_score = self._score(validation.X, validation.y_score, sample_weight=validation.sample_weight)
             self.validation_scores_.append(val_score)
+            self.validation_loss_curve_.append(validation.loss(flat))
             if self.verbose:
                 print("Validation score: %f" % self.validation_scores_[-1])
+        if early_stopping:
             last_valid_score = self.validation_scores_[-1]
             if last_valid_score < (self.best_validation_score_ + self.tol):
                 self._no_improvement_count += 1
@@ -517,7 +702,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
-    def fit(self, X, y, sample_weight=None):
+    @with_callbacks
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -530,13 +716,25 @@ class BaseMultilayerPerceptron(BaseEstimator):
             regression).
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
+        X_val : {array-like, sparse matrix} of shape (n_val_samples, n_features), default=None
+            Validation data. When given, the validation score and loss are
+            recorded after every epoch (``validation_scores_``,
+            ``validation_loss_curve_``); with ``early_stopping=True`` they decide
+            when to stop, instead of a split of X.
+        y_val : array-like of shape (n_val_samples,) or (n_val_samples, n_outputs), default=None
+            Validation targets.
+        sample_weight_val : array-like of shape (n_val_samples,), default=None
+            Validation sample weights.
 
         Returns
         -------
         self : object
             The trained model.
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(
+            X, y, sample_weight=sample_weight, incremental=False, X_val=X_val, y_val=y_val,
+            sample_weight_val=sample_weight_val,
+        )
 
     def _check_solver(self):
         if self.solver not in STOCHASTIC_SOLVERS:
@@ -552,11 +750,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
         """Output-layer activations for X (validated unless ``check_input`` is False)."""
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32))
-        dtype = self.coefs_[0].dtype
-        layout, flat = self._packed_parameters(dtype)
-        hidden, output, _ = self._codes()
-        icfg, _ = _engine.make_config(hidden, output, 0)
-        return _engine.predict_output(layout, flat, icfg, X, n_jobs=self.n_jobs)
+        network = self._fitted_network()
+        flat = network.pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype)
+        return _engine.predict_output(network, flat, X, n_jobs=self.n_jobs)
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         """Score without input validation (keeps feature names out of the way)."""
@@ -583,19 +779,31 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     ----------
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer.
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation function of the hidden layers.
-    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
-        The weight optimizer: 'lbfgs' (SciPy's L-BFGS-B on the full batch),
-        'sgd' (mini-batch SGD with momentum) or 'adam'.
+    activation : str or list of str, default='relu'
+        Activation of the hidden layers, one name for all or one per hidden
+        layer: 'identity', 'logistic' (alias 'sigmoid'), 'tanh', 'relu',
+        'leaky_relu', 'swish' (alias 'silu'), 'softplus', 'elu', 'gelu' (exact
+        erf form), 'maxout'.
+    solver : str, default='adam'
+        The weight optimizer. Mini-batch: 'sgd' (momentum, Nesterov;
+        ``batch_size=1`` is online SGD, ``batch_size=n_samples`` full-batch
+        gradient descent), 'adam', 'adamw' (decoupled weight decay), 'rmsprop',
+        'adagrad'. Full batch: 'lbfgs' (SciPy's L-BFGS-B), 'rprop' (iRprop-,
+        initial step ``learning_rate_init``), 'quickprop' (Fahlman's, gradient
+        term ``learning_rate_init``), 'lm' (Levenberg-Marquardt, for
+        ``loss='squared_error'`` and small networks: the Jacobian must fit in
+        memory).
     alpha : float, default=0.0001
         Strength of the L2 penalty (divided by the batch's sample size or sum of
         sample weights when added to the loss).
     batch_size : int or 'auto', default='auto'
         Mini-batch size of the stochastic solvers; 'auto' is
         ``min(200, n_samples)``.
-    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        Learning-rate schedule of 'sgd'.
+    learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine'}, default='constant'
+        Learning-rate schedule of the mini-batch solvers: scikit-learn's three
+        (which its 'adam' ignores, and so does fastbp's) and 'cosine' annealing
+        from ``learning_rate_init`` to 0 over ``max_iter`` epochs (all
+        mini-batch solvers).
     learning_rate_init : float, default=0.001
         Initial learning rate ('sgd', 'adam').
     power_t : float, default=0.5
@@ -632,6 +840,35 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         Epochs without a ``tol`` improvement before stopping.
     max_fun : int, default=15000
         Maximum number of loss evaluations of 'lbfgs'.
+    loss : {'log_loss', 'squared_error'}, default='log_loss'
+        Cross-entropy on the softmax (multiclass) or logistic (binary,
+        multilabel) outputs, or the squared error on those probabilities.
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, multiplied into ``sample_weight``; 'balanced'
+        uses ``n_samples / (n_classes * np.bincount(y))``. Not available in
+        ``partial_fit`` with 'balanced' (the class counts of one call are not
+        those of the data).
+    l1 : float, default=0.0
+        Strength of the L1 penalty on the weights (scaled like ``alpha``).
+    dropout : float or list of float, default=0.0
+        Inverted-dropout rate of the hidden layers' outputs, one for all or one
+        per hidden layer; off in prediction; reproducible from ``random_state``.
+        Stochastic solvers only.
+    init : {'glorot', 'he', 'lecun'}, default='glorot'
+        Uniform weight initialization: Glorot (scikit-learn's), He
+        (``sqrt(6 / fan_in)``) or LeCun (``sqrt(3 / fan_in)``).
+    max_time : float or None, default=None
+        Stop after this many seconds (checked between groups of mini-batches,
+        a fraction of a second apart, and between iterations).
+    negative_slope : float, default=0.01
+        Slope of 'leaky_relu' for negative inputs.
+    maxout_pieces : int, default=2
+        Linear pieces per 'maxout' unit: a maxout layer's weights have
+        ``units * maxout_pieces`` columns.
+    weight_decay : float, default=0.01
+        Decoupled weight decay of 'adamw' (weights only, not biases).
+    rho : float, default=0.9
+        Decay of the running mean square of 'rmsprop'.
     n_jobs : int or None, default=None
         Threads for the kernels and BLAS during fit and predict. None uses the
         thread pools as they are (all cores by default); -1 all cores.
@@ -710,8 +947,19 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        loss="log_loss",
+        class_weight=None,
+        l1=0.0,
+        dropout=0.0,
+        init="glorot",
+        max_time=None,
+        negative_slope=0.01,
+        maxout_pieces=2,
+        weight_decay=0.01,
+        rho=0.9,
         n_jobs=None,
     ):
+        self.class_weight = class_weight
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
@@ -722,7 +970,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             learning_rate_init=learning_rate_init,
             power_t=power_t,
             max_iter=max_iter,
-            loss="log_loss",
+            loss=loss,
             shuffle=shuffle,
             random_state=random_state,
             tol=tol,
@@ -737,8 +985,59 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            l1=l1,
+            dropout=dropout,
+            init=init,
+            max_time=max_time,
+            negative_slope=negative_slope,
+            maxout_pieces=maxout_pieces,
+            weight_decay=weight_decay,
+            rho=rho,
             n_jobs=n_jobs,
         )
+
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "loss": [StrOptions({"log_loss", "squared_error"})],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def _output_activation(self, y):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _combined_sample_weight(self, sample_weight, X, y_labels, incremental):
+        sample_weight = super()._combined_sample_weight(sample_weight, X, y_labels, incremental)
+        if self.class_weight is None:
+            return sample_weight
+        if incremental and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not available in partial_fit: the class counts of one "
+                "call are not those of the data. Pass the weights as a dict."
+            )
+        if isinstance(self.class_weight, dict):
+            unknown = set(self.class_weight) - set(self.classes_.tolist())
+            if unknown:
+                raise ValueError(f"class_weight names classes that are not in the data: {sorted(map(str, unknown))}.")
+        weights = compute_sample_weight(self.class_weight, y_labels).astype(X.dtype)
+        if sample_weight is not None:
+            weights = weights * sample_weight
+        if not weights.sum() > 0:
+            raise ValueError("class_weight and sample_weight leave no sample with a positive weight.")
+        return weights
+
+    def _validate_validation_data(self, X_val, y_val, sample_weight_val, dtype):
+        X_val, y_val = validate_data(
+            self, X_val, y_val, accept_sparse=["csr", "csc"], multi_output=True, dtype=dtype, reset=False
+        )
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        unknown = np.setdiff1d(unique_labels(y_val), self.classes_)
+        if len(unknown):
+            raise ValueError(f"y_val has classes not in the training data: {unknown}.")
+        Y_val = self._label_binarizer.transform(y_val).astype(dtype)
+        if sample_weight_val is not None:
+            sample_weight_val = _check_sample_weight(sample_weight_val, X_val, dtype=dtype)
+        return _Validation(X_val, y_val, Y_val, sample_weight_val, None)
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
@@ -752,6 +1051,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        y_labels = y
 
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
@@ -772,7 +1072,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
         y = self._label_binarizer.transform(y).astype(bool)
-        return X, y
+        return X, y, y_labels
 
     def predict(self, X):
         """Predict using the multi-layer perceptron classifier.
@@ -886,24 +1186,29 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     Parameters
     ----------
-    loss : {'squared_error', 'poisson'}, default='squared_error'
-        'squared_error' (half squared error, identity output) or 'poisson'
-        (half Poisson deviance with a log link; requires ``y >= 0``). For
-        several outputs the reported squared-error loss is summed over the
-        outputs (scikit-learn divides it by their number while following the
-        gradient of the sum; fastbp reports the loss it differentiates).
+    loss : {'squared_error', 'absolute_error', 'huber', 'poisson'}, default='squared_error'
+        'squared_error' (half squared error), 'absolute_error' (subgradient 0
+        at 0), 'huber' (quadratic within ``huber_delta``, linear beyond), all
+        with an identity output, or 'poisson' (half Poisson deviance with a log
+        link; requires ``y >= 0``). For several outputs the reported loss is
+        summed over the outputs (for squared_error scikit-learn divides it by
+        their number while following the gradient of the sum; fastbp reports the
+        loss it differentiates).
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         Neurons per hidden layer.
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation of the hidden layers.
-    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
-        Weight optimizer.
+    activation : str or list of str, default='relu'
+        Activation of the hidden layers (see :class:`MLPClassifier`).
+    solver : str, default='adam'
+        Weight optimizer (see :class:`MLPClassifier`).
     alpha : float, default=0.0001
         L2 penalty strength.
     batch_size : int or 'auto', default='auto'
         Mini-batch size; 'auto' is ``min(200, n_samples)``.
-    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        Learning-rate schedule of 'sgd'.
+    learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine'}, default='constant'
+        Learning-rate schedule of the mini-batch solvers: scikit-learn's three
+        (which its 'adam' ignores, and so does fastbp's) and 'cosine' annealing
+        from ``learning_rate_init`` to 0 over ``max_iter`` epochs (all
+        mini-batch solvers).
     learning_rate_init : float, default=0.001
         Initial learning rate.
     power_t : float, default=0.5
@@ -934,6 +1239,10 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         Epochs without improvement before stopping.
     max_fun : int, default=15000
         Maximum number of loss evaluations of 'lbfgs'.
+    huber_delta : float, default=1.0
+        Threshold of the 'huber' loss.
+    l1, dropout, init, max_time, negative_slope, maxout_pieces, weight_decay, rho
+        As in :class:`MLPClassifier`.
     n_jobs : int or None, default=None
         Threads for the kernels and BLAS; None leaves the pools as they are.
 
@@ -961,8 +1270,25 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     _parameter_constraints: dict = {
         **BaseMultilayerPerceptron._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": [StrOptions({"squared_error", "absolute_error", "huber", "poisson"})],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
     }
+
+    def _output_activation(self, y):
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _validate_validation_data(self, X_val, y_val, sample_weight_val, dtype):
+        X_val, y_val = validate_data(
+            self, X_val, y_val, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True, dtype=dtype,
+            reset=False,
+        )
+        y_val = np.asarray(y_val, dtype=dtype)
+        Y_val = y_val.reshape(-1, 1) if y_val.ndim == 1 else y_val
+        if Y_val.shape[1] != self.n_outputs_:
+            raise ValueError(f"y_val has {Y_val.shape[1]} outputs, y has {self.n_outputs_}.")
+        if sample_weight_val is not None:
+            sample_weight_val = _check_sample_weight(sample_weight_val, X_val, dtype=dtype)
+        return _Validation(X_val, y_val, Y_val, sample_weight_val, None)
 
     def __init__(
         self,
@@ -991,8 +1317,18 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        huber_delta=1.0,
+        l1=0.0,
+        dropout=0.0,
+        init="glorot",
+        max_time=None,
+        negative_slope=0.01,
+        maxout_pieces=2,
+        weight_decay=0.01,
+        rho=0.9,
         n_jobs=None,
     ):
+        self.huber_delta = huber_delta
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
@@ -1018,6 +1354,14 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            l1=l1,
+            dropout=dropout,
+            init=init,
+            max_time=max_time,
+            negative_slope=negative_slope,
+            maxout_pieces=maxout_pieces,
+            weight_decay=weight_decay,
+            rho=rho,
             n_jobs=n_jobs,
         )
 
@@ -1059,7 +1403,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        return X, y
+        return X, y, y
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):

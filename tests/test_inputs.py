@@ -424,10 +424,17 @@ def test_n_jobs_parameter():
 
 @pytest.mark.parametrize("cls", ["MLPClassifier", "MLPRegressor"])
 def test_same_constructor_as_sklearn(cls):
+    """Every scikit-learn parameter with its default; the additions are extra keywords."""
     fb_params = getattr(fastbp, cls)().get_params()
     sk_params = getattr(sknn, cls)().get_params()
-    assert fb_params.pop("n_jobs") is None
-    assert fb_params == sk_params
+    for name, value in sk_params.items():
+        assert name in fb_params and fb_params[name] == value, name
+    added = {
+        "n_jobs": None, "l1": 0.0, "dropout": 0.0, "init": "glorot", "max_time": None,
+        "negative_slope": 0.01, "maxout_pieces": 2, "weight_decay": 0.01, "rho": 0.9,
+    }
+    added.update({"loss": "log_loss", "class_weight": None} if cls == "MLPClassifier" else {"huber_delta": 1.0})
+    assert {k: v for k, v in fb_params.items() if k not in sk_params} == added
 
 
 # --------------------------------------------------------------------------
