@@ -8,6 +8,7 @@ kernels; it knows nothing about scikit-learn.
 """
 
 import ctypes
+import time
 from contextlib import contextmanager
 
 import numba
@@ -47,7 +48,7 @@ from ._codes import (
     N_LAYER_FLOAT,
     N_LAYER_INT,
 )
-from ._config import CHUNK_ROWS
+from ._config import CHUNK_ROWS, EPOCH_CALL_SECONDS
 
 
 class Network:
@@ -348,6 +349,10 @@ def forward_all(network, flat, X):
     return [ws.layer_output(network, layer, n).copy() for layer in range(1, network.n_layers + 1)]
 
 
+class TimeUp(Exception):
+    """A full-batch pass ran past its deadline and was abandoned."""
+
+
 class Trainer:
     """Owns the data, the workspaces and the configuration of one fit.
 
@@ -377,6 +382,7 @@ class Trainer:
         self.icfg[I_DROPOUT] = int(network.has_dropout)
         self.fcfg = fcfg.copy()
         self.ws = Workspace(network, batch_rows, dtype, not X.is_sparse)
+        self._block_rows = None  # rows per kernel call of a full-batch pass
 
     def _buffers(self):
         ws = self.ws
@@ -395,14 +401,37 @@ class Trainer:
             int(net.n_weights), *net.offsets(self.ws), *self._buffers(), float(running_total),
         )
 
-    def loss_and_gradient(self, flat, rows, chunk=None):
-        """Mean loss (with penalties) and its gradient (in ``self.ws.grads``) over ``rows``."""
-        chunk = self.ws.rows if chunk is None else chunk
+    def loss_and_gradient(self, flat, rows, chunk=None, deadline=None):
+        """Mean loss (with penalties) and its gradient (in ``self.ws.grads``) over ``rows``.
+
+        Long passes run as several kernel calls of about ``EPOCH_CALL_SECONDS``
+        each; past ``deadline`` (a ``time.perf_counter`` value) the pass is
+        abandoned with :class:`TimeUp`.
+        """
+        chunk = self.ws.rows if chunk is None else int(chunk)
         net = self.network
-        return _kernels.loss_and_gradient(
-            *self.X.arrays(), self.Y, self.sw, rows, int(chunk), flat, self.ws.grads, self.icfg, self.fcfg,
-            *net.tables(), int(net.n_weights), *net.offsets(self.ws), *self._buffers(),
+        n = rows.shape[0]
+        loss_sum = weight_sum = 0.0
+        start = 0
+        block = self._block_rows or chunk
+        while start < n:
+            stop = min(n, start + block)
+            tic = time.perf_counter()
+            loss_sum, weight_sum = _kernels.gradient_sums(
+                *self.X.arrays(), self.Y, self.sw, rows[start:stop], chunk, flat, self.ws.grads, self.icfg,
+                self.fcfg, *net.tables(), *net.offsets(self.ws), *self._buffers(), loss_sum, weight_sum,
+                start > 0,
+            )
+            per_row = max(time.perf_counter() - tic, 1e-9) / (stop - start)
+            block = max(1, int(EPOCH_CALL_SECONDS / per_row) // chunk) * chunk
+            self._block_rows = block
+            start = stop
+            if deadline is not None and start < n and time.perf_counter() >= deadline:
+                raise TimeUp
+        penalty = _kernels.finalize_gradient(
+            flat, self.ws.grads, int(net.n_weights), self.fcfg[F_ALPHA], self.fcfg[F_L1], weight_sum
         )
+        return loss_sum / weight_sum + penalty / weight_sum
 
     def dataset_loss(self, flat, rows):
         """Mean loss over ``rows`` without penalties (the validation loss)."""

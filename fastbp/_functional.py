@@ -284,6 +284,7 @@ def gradcheck(
     step=1e-4,
     order=4,
     atol=1e-8,
+    floor=1e-3,
     **loss_options,
 ):
     """Largest relative error between backprop's gradient and finite differences.
@@ -302,8 +303,13 @@ def gradcheck(
         4 is ``(-f(x+2h) + 8 f(x+h) - 8 f(x-h) + f(x-2h)) / 12h`` (truncation
         error of order ``h**4``).
     atol : float, default=1e-8
-        Floor of the denominator: the error of a parameter is
-        ``|g - g_fd| / max(|g|, |g_fd|, atol)``.
+        Absolute floor of the denominator.
+    floor : float, default=1e-3
+        Relative floor of the denominator: the error of a parameter is
+        ``|g - g_fd| / max(|g|, |g_fd|, atol, floor * max_all |g_fd|)``, so
+        gradients many orders of magnitude below the largest one (a dead ReLU's
+        exact zeros) are judged against the largest one's scale rather than
+        against the finite differences' rounding noise.
     **loss_options
         Passed to :func:`backprop` (``l1``, ``huber_delta``, ``negative_slope``,
         ``maxout_pieces``).
@@ -328,16 +334,21 @@ def gradcheck(
                       sample_weight, **loss_options)
     analytic = list(result.coef_grads) + list(result.intercept_grads)
     shifts, weights = ((1, -1), (0.5, -0.5)) if order == 2 else ((2, 1, -1, -2), (-1 / 12, 8 / 12, -8 / 12, 1 / 12))
-    worst = 0.0
-    for p, g in zip(params, analytic):
+    numeric_grads = []
+    for p in params:
+        numeric = np.empty_like(p)
         for idx in np.ndindex(p.shape):
             original = p[idx]
-            numeric = 0.0
+            value = 0.0
             for shift, weight in zip(shifts, weights):
                 p[idx] = original + shift * step
-                numeric += weight * loss_at(params)
+                value += weight * loss_at(params)
             p[idx] = original
-            numeric /= step
-            error = abs(g[idx] - numeric) / max(abs(g[idx]), abs(numeric), atol)
-            worst = max(worst, error)
+            numeric[idx] = value / step
+        numeric_grads.append(numeric)
+    scale = max(atol, floor * max(float(np.abs(n).max()) for n in numeric_grads))
+    worst = 0.0
+    for g, numeric in zip(analytic, numeric_grads):
+        denominator = np.maximum(np.maximum(np.abs(g), np.abs(numeric)), scale)
+        worst = max(worst, float((np.abs(g - numeric) / denominator).max()))
     return worst

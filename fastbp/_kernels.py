@@ -800,32 +800,34 @@ def train_epoch(
 
 
 @njit(**_SERIAL)
-def loss_and_gradient(
+def gradient_sums(
     X, strides, data, indices, indptr, Y, sw, rows, chunk, params, grads, icfg, fcfg, layer_int, layer_float,
-    n_weights, units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss,
+    units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss,
+    loss_sum, weight_sum, accumulate,
 ):
-    """Mean loss (plus penalties) and its gradient over all ``rows``, in chunks.
+    """Raw gradient sums over ``rows``, ``chunk`` rows at a time, for full-batch solvers.
 
-    No dropout (a deterministic objective for the full-batch solvers). With
-    ``chunk >= len(rows)`` the workspaces keep every layer's activations and
-    deltas of all rows (the functional API reads them).
+    Adds ``x.T @ delta`` and ``sum(delta)`` of every row into ``grads`` (over-
+    writing it first unless ``accumulate``) and returns the running
+    ``(loss_sum, weight_sum)``; :func:`finalize_gradient` then turns the sums
+    into the gradient of the mean loss. A data set can be walked through in
+    several calls (chunk-aligned) with the same result as in one. No dropout: a
+    deterministic objective. With ``chunk >= len(rows)`` the workspaces keep
+    every layer's activations and deltas of all rows (the functional API reads
+    them).
     """
     n = rows.shape[0]
-    loss_sum = 0.0
-    weight_sum = 0.0
-    first = True
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
         part_loss, part_weight = batch_gradient(
             X, strides, data, indices, indptr, Y, sw, rows, start, m, params, grads, icfg, fcfg, layer_int,
             layer_float, units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss,
-            not first, False, 0,
+            accumulate, False, 0,
         )
         loss_sum += part_loss
         weight_sum += part_weight
-        first = False
-    penalty = finalize_gradient(params, grads, n_weights, fcfg[F_ALPHA], fcfg[F_L1], weight_sum)
-    return loss_sum / weight_sum + penalty / weight_sum
+        accumulate = True
+    return loss_sum, weight_sum
 
 
 @njit(**_SERIAL)

@@ -350,11 +350,12 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
         with _engine.compute_context(self.n_jobs):
             callback_ctx = self._begin_callbacks(X, y_labels, sample_weight)
+            deadline = None if self.max_time is None else start_time + float(self.max_time)
             if self.solver == "lbfgs":
-                self._fit_lbfgs(X, y, sample_weight, network, flat)
+                self._fit_lbfgs(X, y, sample_weight, network, flat, deadline)
             else:
                 self._fit_iterative(
-                    X, y, sample_weight, network, flat, incremental, validation, seed, start_time, callback_ctx
+                    X, y, sample_weight, network, flat, incremental, validation, seed, deadline, callback_ctx
                 )
             if callback_ctx is not None:
                 callback_ctx.call_on_fit_task_end(estimator=self, X=X, y=y_labels)
@@ -414,34 +415,52 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         }
 
     # --- L-BFGS ------------------------------------------------------------
-    def _fit_lbfgs(self, X, y, sample_weight, network, flat):
+    def _fit_lbfgs(self, X, y, sample_weight, network, flat, deadline):
         dtype = flat.dtype
         n = X.shape[0]
         trainer = self._trainer(network, X, y, sample_weight, dtype, 0, min(n, _engine.CHUNK_ROWS))
         rows = np.arange(n, dtype=np.int64)
+        best = {"loss": np.inf, "x": None}
 
         def loss_grad(packed):
             flat[:] = packed
-            loss = trainer.loss_and_gradient(flat, rows)
+            loss = trainer.loss_and_gradient(flat, rows, deadline=deadline)
+            if loss < best["loss"]:
+                best["loss"], best["x"] = loss, packed.copy()
+            if deadline is not None and time.perf_counter() >= deadline:
+                raise _engine.TimeUp
             return loss, trainer.ws.grads.astype(np.float64)
 
-        callback = None
-        if self.verbose:
-
-            def callback(intermediate_result):
-                callback.iteration += 1
+        def callback(intermediate_result):
+            callback.iteration += 1
+            if self.verbose:
                 print("Iteration %d, loss = %.8f" % (callback.iteration, intermediate_result.fun))
 
-            callback.iteration = 0
-
-        opt_res = scipy.optimize.minimize(
-            loss_grad,
-            flat.astype(np.float64),
-            method="L-BFGS-B",
-            jac=True,
-            callback=callback,
-            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
-        )
+        callback.iteration = 0
+        x0 = flat.astype(np.float64)
+        try:
+            opt_res = scipy.optimize.minimize(
+                loss_grad,
+                x0,
+                method="L-BFGS-B",
+                jac=True,
+                callback=callback,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+            )
+        except _engine.TimeUp:
+            warnings.warn(
+                f"max_time={self.max_time}s reached after {callback.iteration} L-BFGS iterations; "
+                "the optimization stopped before convergence (the best point evaluated is kept).",
+                ConvergenceWarning,
+            )
+            self.n_iter_ = callback.iteration
+            if best["x"] is None:  # not even one full evaluation: keep the start
+                flat[:] = x0
+                self.loss_ = np.nan
+            else:
+                flat[:] = best["x"]
+                self.loss_ = best["loss"]
+            return
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
         flat[:] = opt_res.x
@@ -470,7 +489,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         trainer = self._trainer(network, X_val, Y_val, sw_val, dtype, 0, min(val_idx.shape[0], _engine.CHUNK_ROWS))
         return train_idx.astype(np.int64), _Validation(X_val, y_score, Y_val, sw_val, trainer)
 
-    def _fit_iterative(self, X, y, sample_weight, network, flat, incremental, validation, seed, start_time,
+    def _fit_iterative(self, X, y, sample_weight, network, flat, incremental, validation, seed, deadline,
                        callback_ctx):
         dtype = flat.dtype
         n_params = network.n_params
@@ -514,7 +533,6 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             batch_size = min(n_samples, _engine.CHUNK_ROWS)  # full batch, computed in chunks
         data = _engine.InputData(X, dtype)
         trainer = self._trainer(network, data, y, sample_weight, dtype, seed, batch_size)
-        deadline = None if self.max_time is None else start_time + float(self.max_time)
         step = self._make_step(trainer, network, flat, train_rows, batch_size, optimizer, sample_weight, y)
 
         try:
@@ -524,7 +542,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 if callback_ctx is not None:
                     epoch_ctx = callback_ctx.subcontext(task_name="epoch")
                     epoch_ctx.call_on_fit_task_begin(estimator=self, X=X, y=y)
-                loss, n_seen, timed_out, converged = step(deadline)
+                try:
+                    loss, n_seen, timed_out, converged = step(deadline)
+                except _engine.TimeUp:  # a full-batch pass abandoned: the last iterate stands
+                    self._warn_max_time()
+                    break
                 self.n_iter_ += 1
                 self.loss_ = loss
                 self.t_ += n_seen
@@ -541,11 +563,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 ):
                     break
                 if timed_out:
-                    warnings.warn(
-                        f"max_time={self.max_time}s reached after {self.n_iter_} iterations; "
-                        "the optimization stopped before convergence.",
-                        ConvergenceWarning,
-                    )
+                    self._warn_max_time()
                     break
                 if converged:
                     break
@@ -581,6 +599,13 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             # restore the best weights
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+
+    def _warn_max_time(self):
+        warnings.warn(
+            f"max_time={self.max_time}s reached after {self.n_iter_} iterations; "
+            "the optimization stopped before convergence.",
+            ConvergenceWarning,
+        )
 
     def _make_step(self, trainer, network, flat, train_rows, batch_size, optimizer, sample_weight, y):
         """A function running one iteration: (loss, samples seen, timed out, converged)."""
@@ -624,7 +649,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         if solver in ("rprop", "quickprop"):
 
             def full_batch_iteration(deadline):
-                loss = trainer.loss_and_gradient(flat, train_rows)
+                loss = trainer.loss_and_gradient(flat, train_rows, deadline=deadline)
                 grads = trainer.ws.grads
                 if solver == "rprop":
                     _kernels.rprop_step(
@@ -652,7 +677,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         state = {"damping": None}
 
         def lm_iteration(deadline):
-            loss = trainer.loss_and_gradient(flat, train_rows)
+            loss = trainer.loss_and_gradient(flat, train_rows, deadline=deadline)
             gradient = trainer.ws.grads.astype(np.float64)
             trainer.jacobian(flat, train_rows, row_scale, jac)
             J = jac.astype(np.float64, copy=False)
@@ -663,7 +688,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 step = lm_step(J, gradient, network.n_weights, l2_scale, state["damping"])
                 if step is not None:
                     candidate = (flat.astype(np.float64) + step).astype(flat.dtype)
-                    new_loss = trainer.loss_and_gradient(candidate, train_rows)
+                    new_loss = trainer.loss_and_gradient(candidate, train_rows, deadline=deadline)
                     if np.isfinite(new_loss) and new_loss < loss:
                         flat[:] = candidate
                         state["damping"] = max(state["damping"] / 10.0, 1e-15)
