@@ -71,6 +71,44 @@ class _Validation:
         return self.trainer.dataset_loss(flat, self.rows)
 
 
+class _FitCallbacks:
+    """scikit-learn callback hooks of one fit: the root task and one subtask per iteration."""
+
+    def __init__(self, estimator, X, y, sample_weight):
+        self.estimator = estimator
+        self.X = X
+        self.y = y
+        self.metadata = None if sample_weight is None else {"sample_weight": sample_weight}
+        iterative = estimator.solver != "lbfgs"
+        self.ctx = estimator._init_callback_context(max_subtasks=estimator.max_iter if iterative else 0)
+        self.ctx.call_on_fit_task_begin(estimator=estimator, X=X, y=y, metadata=self.metadata)
+        self.iteration_ctx = None
+
+    def _fitted_state(self):
+        est = self.estimator
+        return {"coefs_": [c.copy() for c in est.coefs_], "intercepts_": [b.copy() for b in est.intercepts_]}
+
+    def begin_iteration(self):
+        self.iteration_ctx = self.ctx.subcontext(task_name="iteration")
+        self.iteration_ctx.call_on_fit_task_begin(
+            estimator=self.estimator, X=self.X, y=self.y, metadata=self.metadata,
+            reconstruction_attributes=self._fitted_state,
+        )
+
+    def end_iteration(self):
+        """Call the iteration's end hooks; True when a callback asks to stop."""
+        return self.iteration_ctx.call_on_fit_task_end(
+            estimator=self.estimator, X=self.X, y=self.y, metadata=self.metadata,
+            reconstruction_attributes=self._fitted_state,
+        )
+
+    def end(self):
+        self.ctx.call_on_fit_task_end(
+            estimator=self.estimator, X=self.X, y=self.y, metadata=self.metadata,
+            reconstruction_attributes=self._fitted_state,
+        )
+
+
 class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
     """Shared machinery of :class:`MLPClassifier` and :class:`MLPRegressor`.
 
@@ -358,7 +396,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                     X, y, sample_weight, network, flat, incremental, validation, seed, deadline, callback_ctx
                 )
             if callback_ctx is not None:
-                callback_ctx.call_on_fit_task_end(estimator=self, X=X, y=y_labels)
+                callback_ctx.end()
 
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError(
@@ -401,18 +439,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
     # --- callbacks ---------------------------------------------------------
     def _begin_callbacks(self, X, y, sample_weight):
+        """The fit's callback context (None without callbacks): the fit is the root
+        task, each epoch / iteration of the iterative solvers a subtask."""
         if not getattr(self, "_skl_callbacks", None):
             return None
-        ctx = self._init_callback_context(max_subtasks=self.max_iter if self.solver != "lbfgs" else 0)
-        self._callback_metadata = None if sample_weight is None else {"sample_weight": sample_weight}
-        ctx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=self._callback_metadata)
-        return ctx
-
-    def _reconstruction_attributes(self):
-        return {
-            "coefs_": [c.copy() for c in self.coefs_],
-            "intercepts_": [b.copy() for b in self.intercepts_],
-        }
+        return _FitCallbacks(self, X, y, sample_weight)
 
     # --- L-BFGS ------------------------------------------------------------
     def _fit_lbfgs(self, X, y, sample_weight, network, flat, deadline):
@@ -538,10 +569,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
-                epoch_ctx = None
                 if callback_ctx is not None:
-                    epoch_ctx = callback_ctx.subcontext(task_name="epoch")
-                    epoch_ctx.call_on_fit_task_begin(estimator=self, X=X, y=y)
+                    callback_ctx.begin_iteration()
                 try:
                     loss, n_seen, timed_out, converged = step(deadline)
                 except _engine.TimeUp:  # a full-batch pass abandoned: the last iterate stands
@@ -557,10 +586,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 self._update_no_improvement_count(early_stopping, validation, flat)
                 optimizer.iteration_ends(self.t_)
 
-                if epoch_ctx is not None and epoch_ctx.call_on_fit_task_end(
-                    estimator=self, X=X, y=y, metadata=self._callback_metadata,
-                    reconstruction_attributes=self._reconstruction_attributes,
-                ):
+                if callback_ctx is not None and callback_ctx.end_iteration():
                     break
                 if timed_out:
                     self._warn_max_time()
