@@ -745,7 +745,10 @@ def batch_gradient(
             pieces = layer_int[below, LAYER_PIECES]
             W = _matrix(params, w_off[layer], fan_in, n_cols)
             delta_z = _matrix(deltas, z_off[layer], m, fan_in * pieces)
-            delta_a = _matrix(dact, 0, m, fan_in) if pieces > 1 else delta_z
+            if layer_int[below, LAYER_ACTIVATION] == ACT_MAXOUT:
+                delta_a = _matrix(dact, 0, m, fan_in)  # scattered onto the winning pieces
+            else:
+                delta_a = delta_z
             gemm(False, True, 1.0, delta, W, 0.0, delta_a)
             rate = layer_float[below, LAYER_DROPOUT] if training else 0.0
             backprop_activation(

@@ -63,6 +63,7 @@ class _Validation:
     def __init__(self, X, y_score, Y, sample_weight, trainer):
         self.X = X
         self.y_score = y_score
+        self.Y = Y
         self.sample_weight = sample_weight
         self.trainer = trainer
         self.rows = np.arange(X.shape[0], dtype=np.int64)
@@ -353,6 +354,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             y = y.reshape((-1, 1))
         if self.loss == "poisson" and np.any(y < 0):
             raise ValueError("Some value(s) of y are negative which is not allowed for the poisson loss.")
+        self.n_outputs_ = y.shape[1]
         validation = None
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
@@ -363,7 +365,6 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         elif sample_weight_val is not None:
             raise ValueError("sample_weight_val is given without X_val and y_val.")
 
-        self.n_outputs_ = y.shape[1]
         layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
         if first_pass:

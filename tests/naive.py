@@ -7,16 +7,33 @@ dtype, and it imports nothing from fastbp.
 
 Notation: ``coefs[l]`` has shape (fan_in, fan_out), ``intercepts[l]`` has
 shape (fan_out,).  For layer l, ``z = a_prev @ W + b``; hidden layers apply
-``phi``, the output layer applies the output activation.  Only the matched
-(output activation, loss) pairs are defined, for which the output delta is
-``y_pred - y``.
+``phi``, the output layer applies the output activation.  A maxout layer with
+k pieces has ``fan_out = units * k`` columns: unit u's pieces are the columns
+``u*k ... u*k + k - 1`` and the unit outputs the largest of them.
+
+``activation`` is one hidden-activation name for all hidden layers or a list
+with one name per hidden layer.  The (output activation, loss) pairs are those
+of ``LOSS_PAIRS``; for the matched pairs the output delta is ``y_pred - y``
+(absolute error: its sign, Huber: its clipped form), for squared error on
+softmax / logistic outputs it goes through the output activation's Jacobian.
 """
 
 from types import SimpleNamespace
 
 import numpy as np
+from scipy.special import erf
 
+# The original four hidden activations (the parametrization of test_functional).
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+# Every canonical hidden activation.
+ALL_HIDDEN_ACTIVATIONS = (
+    "identity", "logistic", "tanh", "relu", "leaky_relu", "swish", "softplus", "elu", "gelu", "maxout",
+)
+# alias -> canonical name
+ACTIVATION_ALIASES = {"sigmoid": "logistic", "silu": "swish"}
+# activations whose derivative jumps somewhere (relu, leaky_relu, maxout) or
+# whose second derivative does (elu): finite differences must stay off the kink.
+KINKED_ACTIVATIONS = ("relu", "leaky_relu", "elu", "maxout")
 OUTPUT_ACTIVATIONS = ("identity", "softmax", "logistic", "exp")
 # (output activation, loss) pairs for which dL/dz_out = y_pred - y.
 MATCHED_PAIRS = (
@@ -25,6 +42,13 @@ MATCHED_PAIRS = (
     ("logistic", "log_loss"),
     ("exp", "poisson"),
 )
+# Every supported (output activation, loss) pair.
+LOSS_PAIRS = MATCHED_PAIRS + (
+    ("identity", "absolute_error"),
+    ("identity", "huber"),
+    ("softmax", "squared_error"),
+    ("logistic", "squared_error"),
+)
 
 
 def _sigmoid(z):
@@ -32,7 +56,14 @@ def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def hidden_activation(name, z):
+def canonical_activation(name):
+    return ACTIVATION_ALIASES.get(name, name)
+
+
+def hidden_activation(name, z, negative_slope=0.01, maxout_pieces=2):
+    """phi(z) of a hidden layer (maxout: z has units * maxout_pieces columns)."""
+    name = canonical_activation(name)
+    z = np.asarray(z, dtype=np.float64)
     if name == "identity":
         return z.copy()
     if name == "logistic":
@@ -41,11 +72,31 @@ def hidden_activation(name, z):
         return np.tanh(z)
     if name == "relu":
         return np.where(z > 0.0, z, 0.0)
+    if name == "leaky_relu":
+        return np.where(z > 0.0, z, negative_slope * z)
+    if name == "swish":
+        return z * _sigmoid(z)
+    if name == "softplus":
+        return np.logaddexp(0.0, z)
+    if name == "elu":
+        return np.where(z > 0.0, z, np.expm1(np.minimum(z, 0.0)))
+    if name == "gelu":
+        return 0.5 * z * (1.0 + erf(z / np.sqrt(2.0)))
+    if name == "maxout":
+        n, cols = z.shape
+        if cols % maxout_pieces:
+            raise ValueError("maxout: columns must be a multiple of the pieces")
+        return z.reshape(n, cols // maxout_pieces, maxout_pieces).max(axis=2)
     raise ValueError(f"unknown hidden activation {name!r}")
 
 
-def hidden_derivative(name, z):
-    """phi'(z), computed from the pre-activation z (not from phi(z))."""
+def hidden_derivative(name, z, negative_slope=0.01):
+    """phi'(z), computed from the pre-activation z (not from phi(z)).
+
+    Elementwise activations only (maxout: see :func:`hidden_backward`).
+    """
+    name = canonical_activation(name)
+    z = np.asarray(z, dtype=np.float64)
     if name == "identity":
         return np.ones_like(z)
     if name == "logistic":
@@ -55,7 +106,43 @@ def hidden_derivative(name, z):
         return 1.0 / np.cosh(z) ** 2
     if name == "relu":
         return (z > 0.0).astype(np.float64)
-    raise ValueError(f"unknown hidden activation {name!r}")
+    if name == "leaky_relu":
+        return np.where(z > 0.0, 1.0, negative_slope)
+    if name == "swish":
+        s = _sigmoid(z)
+        return s + z * s * (1.0 - s)
+    if name == "softplus":
+        return _sigmoid(z)
+    if name == "elu":
+        return np.where(z > 0.0, 1.0, np.exp(np.minimum(z, 0.0)))
+    if name == "gelu":
+        cdf = 0.5 * (1.0 + erf(z / np.sqrt(2.0)))
+        pdf = np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi)
+        return cdf + z * pdf
+    raise ValueError(f"no elementwise derivative for hidden activation {name!r}")
+
+
+def hidden_backward(name, z, delta_a, negative_slope=0.01, maxout_pieces=2):
+    """dL/dz from dL/da for a hidden layer with pre-activations z."""
+    name = canonical_activation(name)
+    if name != "maxout":
+        return delta_a * hidden_derivative(name, z, negative_slope)
+    n, cols = z.shape
+    units = cols // maxout_pieces
+    winner = z.reshape(n, units, maxout_pieces).argmax(axis=2)  # first max, like the kernels
+    delta_z = np.zeros((n, units, maxout_pieces))
+    rows, unit_idx = np.meshgrid(np.arange(n), np.arange(units), indexing="ij")
+    delta_z[rows, unit_idx, winner] = delta_a
+    return delta_z.reshape(n, cols)
+
+
+def maxout_gaps(z, maxout_pieces):
+    """Per unit and sample, the gap between the largest and second-largest piece."""
+    n, cols = z.shape
+    pieces = np.sort(z.reshape(n, cols // maxout_pieces, maxout_pieces), axis=2)
+    if maxout_pieces == 1:
+        return np.full(pieces.shape[:2], np.inf)
+    return pieces[:, :, -1] - pieces[:, :, -2]
 
 
 def output_activation(name, z):
@@ -83,12 +170,22 @@ def _xlogy(x, y):
     return out
 
 
-def per_sample_loss(out_activation, loss, y_pred, y):
+def _check_pair(out_activation, loss):
+    if (out_activation, loss) not in LOSS_PAIRS:
+        raise ValueError(f"unsupported pair {(out_activation, loss)!r}")
+
+
+def per_sample_loss(out_activation, loss, y_pred, y, huber_delta=1.0):
     """The unweighted loss l_i of every sample, shape (n,)."""
-    if (out_activation, loss) not in MATCHED_PAIRS:
-        raise ValueError(f"unmatched pair {(out_activation, loss)!r}")
+    _check_pair(out_activation, loss)
+    r = y_pred - y
     if loss == "squared_error":
-        return 0.5 * ((y_pred - y) ** 2).sum(axis=1)
+        return 0.5 * (r**2).sum(axis=1)
+    if loss == "absolute_error":
+        return np.abs(r).sum(axis=1)
+    if loss == "huber":
+        a = np.abs(r)
+        return np.where(a <= huber_delta, 0.5 * r**2, huber_delta * (a - 0.5 * huber_delta)).sum(axis=1)
     if out_activation == "softmax":
         return -_xlogy(y, y_pred).sum(axis=1)
     if out_activation == "logistic":
@@ -96,6 +193,21 @@ def per_sample_loss(out_activation, loss, y_pred, y):
     # Poisson with y_pred = exp(z): l = sum_k (y_pred - y * log(y_pred)), without
     # the constant xlogy(y, y) - y of the half deviance.
     return (y_pred - _xlogy(y, y_pred)).sum(axis=1)
+
+
+def output_delta(out_activation, loss, y_pred, y, huber_delta=1.0):
+    """dl_i/dz_out per sample (unweighted), shape (n, n_out)."""
+    _check_pair(out_activation, loss)
+    r = y_pred - y
+    if loss == "absolute_error":
+        return np.sign(r)
+    if loss == "huber":
+        return np.clip(r, -huber_delta, huber_delta)
+    if loss == "squared_error" and out_activation == "softmax":
+        return y_pred * (r - (r * y_pred).sum(axis=1, keepdims=True))
+    if loss == "squared_error" and out_activation == "logistic":
+        return r * y_pred * (1.0 - y_pred)
+    return r  # the matched pairs
 
 
 def poisson_deviance_constant(y):
@@ -108,14 +220,30 @@ def _as_f64_list(arrays):
     return [np.asarray(a, dtype=np.float64) for a in arrays]
 
 
-def forward_with_z(coefs, intercepts, X, activation="relu", out_activation="identity"):
+def hidden_names(activation, n_hidden):
+    """One canonical activation name per hidden layer."""
+    if isinstance(activation, str):
+        names = [activation] * n_hidden
+    else:
+        names = list(activation)
+        if len(names) != n_hidden:
+            raise ValueError(f"{len(names)} activation names for {n_hidden} hidden layers")
+    return [canonical_activation(name) for name in names]
+
+
+def forward_with_z(coefs, intercepts, X, activation="relu", out_activation="identity", *,
+                   negative_slope=0.01, maxout_pieces=2):
     """Return (activations, pre_activations), both in float64.
 
-    activations = [X, a1, ..., a_out]; pre_activations = [z1, ..., z_out].
+    activations = [X, a1, ..., a_out]; pre_activations = [z1, ..., z_out]
+    (for a maxout layer z has units * maxout_pieces columns).
     """
     coefs = _as_f64_list(coefs)
     intercepts = _as_f64_list(intercepts)
+    names = hidden_names(activation, len(coefs) - 1)
     a = np.asarray(X, dtype=np.float64)
+    if hasattr(X, "toarray"):
+        a = np.asarray(X.toarray(), dtype=np.float64)
     activations = [a]
     zs = []
     n_layers = len(coefs)
@@ -125,14 +253,31 @@ def forward_with_z(coefs, intercepts, X, activation="relu", out_activation="iden
         if l == n_layers - 1:
             a = output_activation(out_activation, z)
         else:
-            a = hidden_activation(activation, z)
+            a = hidden_activation(names[l], z, negative_slope, maxout_pieces)
         activations.append(a)
     return activations, zs
 
 
-def forward(coefs, intercepts, X, activation="relu", out_activation="identity"):
+def forward(coefs, intercepts, X, activation="relu", out_activation="identity", *,
+            negative_slope=0.01, maxout_pieces=2):
     """[X, a1, ..., a_out] in float64."""
-    return forward_with_z(coefs, intercepts, X, activation, out_activation)[0]
+    return forward_with_z(coefs, intercepts, X, activation, out_activation,
+                          negative_slope=negative_slope, maxout_pieces=maxout_pieces)[0]
+
+
+def _weights(n, sample_weight):
+    if sample_weight is None:
+        return np.ones(n), float(n)
+    w = np.asarray(sample_weight, dtype=np.float64)
+    return w, float(w.sum())
+
+
+def penalty(coefs, alpha=0.0, l1=0.0):
+    """alpha/2 sum ||W||**2 + l1 sum |W| (weights only; not yet divided by S)."""
+    coefs = _as_f64_list(coefs)
+    return alpha / 2.0 * sum(float((W**2).sum()) for W in coefs) + l1 * sum(
+        float(np.abs(W).sum()) for W in coefs
+    )
 
 
 def loss_value(
@@ -145,16 +290,19 @@ def loss_value(
     loss="squared_error",
     alpha=0.0,
     sample_weight=None,
+    *,
+    l1=0.0,
+    huber_delta=1.0,
+    negative_slope=0.01,
+    maxout_pieces=2,
 ):
     """The regularised, weighted mean loss only (float)."""
-    acts = forward(coefs, intercepts, X, activation, out_activation)
+    acts = forward(coefs, intercepts, X, activation, out_activation,
+                   negative_slope=negative_slope, maxout_pieces=maxout_pieces)
     Y = np.asarray(Y, dtype=np.float64)
-    n = Y.shape[0]
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
-    S = float(n) if sample_weight is None else float(w.sum())
-    ell = per_sample_loss(out_activation, loss, acts[-1], Y)
-    penalty = sum(float((np.asarray(W, np.float64) ** 2).sum()) for W in coefs)
-    return float((w * ell).sum() / S + alpha / (2.0 * S) * penalty)
+    w, S = _weights(Y.shape[0], sample_weight)
+    ell = per_sample_loss(out_activation, loss, acts[-1], Y, huber_delta)
+    return float((w * ell).sum() / S + penalty(coefs, alpha, l1) / S)
 
 
 def backprop(
@@ -167,6 +315,11 @@ def backprop(
     loss="squared_error",
     alpha=0.0,
     sample_weight=None,
+    *,
+    l1=0.0,
+    huber_delta=1.0,
+    negative_slope=0.01,
+    maxout_pieces=2,
 ):
     """Loss, gradients, per-sample deltas and activations, all float64.
 
@@ -174,34 +327,29 @@ def backprop(
     ``deltas`` (deltas[l] = dL_unnormalised/dz_l per sample, i.e. NOT divided
     by S), ``activations`` and ``pre_activations``.
     """
-    if (out_activation, loss) not in MATCHED_PAIRS:
-        raise ValueError(f"unmatched pair {(out_activation, loss)!r}")
+    _check_pair(out_activation, loss)
     coefs = _as_f64_list(coefs)
-    acts, zs = forward_with_z(coefs, intercepts, X, activation, out_activation)
+    names = hidden_names(activation, len(coefs) - 1)
+    acts, zs = forward_with_z(coefs, intercepts, X, names, out_activation,
+                              negative_slope=negative_slope, maxout_pieces=maxout_pieces)
     Y = np.asarray(Y, dtype=np.float64)
-    n = Y.shape[0]
-    if sample_weight is None:
-        w = np.ones(n)
-        S = float(n)
-    else:
-        w = np.asarray(sample_weight, dtype=np.float64)
-        S = float(w.sum())
+    w, S = _weights(Y.shape[0], sample_weight)
 
-    ell = per_sample_loss(out_activation, loss, acts[-1], Y)
-    penalty = sum(float((W**2).sum()) for W in coefs)
-    value = float((w * ell).sum() / S + alpha / (2.0 * S) * penalty)
+    ell = per_sample_loss(out_activation, loss, acts[-1], Y, huber_delta)
+    value = float((w * ell).sum() / S + penalty(coefs, alpha, l1) / S)
 
     n_layers = len(coefs)
     deltas = [None] * n_layers
     coef_grads = [None] * n_layers
     intercept_grads = [None] * n_layers
-    delta = (acts[-1] - Y) * w[:, None]
+    delta = output_delta(out_activation, loss, acts[-1], Y, huber_delta) * w[:, None]
     for l in range(n_layers - 1, -1, -1):
         deltas[l] = delta
-        coef_grads[l] = (acts[l].T @ delta + alpha * coefs[l]) / S
+        coef_grads[l] = (acts[l].T @ delta + alpha * coefs[l] + l1 * np.sign(coefs[l])) / S
         intercept_grads[l] = delta.sum(axis=0) / S
         if l > 0:
-            delta = (delta @ coefs[l].T) * hidden_derivative(activation, zs[l - 1])
+            delta = hidden_backward(names[l - 1], zs[l - 1], delta @ coefs[l].T,
+                                    negative_slope, maxout_pieces)
 
     return SimpleNamespace(
         loss=value,
@@ -211,3 +359,25 @@ def backprop(
         activations=acts,
         pre_activations=zs,
     )
+
+
+def finite_difference_gradients(loss_fn, params, step=1e-4):
+    """Fourth-order central differences of ``loss_fn(params)`` for every entry.
+
+    ``params`` is a list of float64 arrays (changed in place during the call and
+    restored); ``(-f(x+2h) + 8 f(x+h) - 8 f(x-h) + f(x-2h)) / (12 h)``.
+    """
+    params = [np.array(p, dtype=np.float64) for p in params]
+    grads = []
+    for p in params:
+        g = np.empty_like(p)
+        for idx in np.ndindex(p.shape):
+            orig = p[idx]
+            values = []
+            for shift in (2.0, 1.0, -1.0, -2.0):
+                p[idx] = orig + shift * step
+                values.append(loss_fn(params))
+            p[idx] = orig
+            g[idx] = (-values[0] + 8.0 * values[1] - 8.0 * values[2] + values[3]) / (12.0 * step)
+        grads.append(g)
+    return grads
