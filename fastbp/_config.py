@@ -13,8 +13,10 @@ CHUNK_ROWS = 4096
 # in a fixed order whatever the number of threads.
 COLUMN_BLOCK = 32
 
-# Elements per parallel task in the deterministic sum of squares.
-SUM_BLOCK = 8192
+# Parameters per slice of the gradient's finishing and the optimizer step: the
+# slices run in parallel in the threaded epoch, and the penalty is summed slice
+# by slice in order, so the result does not depend on the number of threads.
+PARAM_SLICE = 1 << 16
 
 # prange in the elementwise kernels. Measured on 2 cores: for the batch sizes
 # of interest a parallel launch per elementwise pass costs more than it saves
@@ -25,3 +27,11 @@ PARALLEL_ELEMENTWISE = False
 # A long epoch runs as several kernel calls of about this many seconds each, so
 # Python regains control often enough to honour max_time and Ctrl-C.
 EPOCH_CALL_SECONDS = 0.1
+
+# Data-parallel epochs (each thread runs forward and backward on its share of
+# every batch with single-threaded BLAS; the gradients are summed in thread
+# order): used when every thread gets at least this many rows of a batch ...
+DATA_PARALLEL_MIN_ROWS = 8
+# ... and the network has at most this many parameters (above, summing the
+# threads' gradients costs more than BLAS's own threads lose on the products).
+DATA_PARALLEL_MAX_PARAMS = 10**9

@@ -8,13 +8,14 @@ kernels; it knows nothing about scikit-learn.
 """
 
 import ctypes
+import threading
 import time
 from contextlib import contextmanager
 
 import numba
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from . import _kernels
 from ._codes import (
@@ -140,23 +141,48 @@ class Network:
 
 
 class Workspace:
-    """Reused per-batch buffers: gathered inputs and targets, activations, deltas."""
+    """Reused per-batch buffers: gathered inputs and targets, activations, deltas.
 
-    def __init__(self, network, rows, dtype, dense_input):
+    ``parts`` sets of buffers (one per thread of the data-parallel epoch), each
+    for up to ``rows`` rows, stacked as the rows of 2-D arrays (``acts_parts``
+    ...); the 1-D attributes (``acts`` ...) are part 0, which the single-threaded
+    kernels use. ``grads`` (part 0's gradient) receives the summed gradient.
+    """
+
+    def __init__(self, network, rows, dtype, dense_input, parts=1):
         rows = max(int(rows), 1)
         self.rows = rows
+        self.parts = parts
         self.a_off = (network._a_units * rows).astype(np.int64)
         self.z_off = (network._z_units * rows).astype(np.int64)
-        self.acts = np.empty(int(network.units[1:].sum()) * rows, dtype=dtype)
-        self.pre = np.empty(int(network.cols.sum()) * rows, dtype=dtype)
-        self.deltas = np.empty(int(network.cols.sum()) * rows, dtype=dtype)
-        self.dact = np.empty(int(network.units.max()) * rows, dtype=dtype)
         n_features, n_out = int(network.units[0]), int(network.units[-1])
-        self.xb = np.empty(rows * n_features if dense_input else 0, dtype=dtype)
-        self.yb = np.empty(rows * n_out, dtype=dtype)
-        self.swb = np.empty(rows, dtype=dtype)
-        self.row_loss = np.empty(rows, dtype=np.float64)
-        self.grads = np.empty(int(network.n_params), dtype=dtype)
+        sizes = {
+            "acts": int(network.units[1:].sum()) * rows,
+            "pre": int(network.cols.sum()) * rows,
+            "deltas": int(network.cols.sum()) * rows,
+            "dact": int(network.units.max()) * rows,
+            "xb": rows * n_features if dense_input else 0,
+            "yb": rows * n_out,
+            "swb": rows,
+            "grads": int(network.n_params),
+        }
+        for name, size in sizes.items():
+            stacked = np.empty((parts, size), dtype=dtype)
+            setattr(self, name + "_parts", stacked)
+            setattr(self, name, stacked[0])
+        self.row_loss_parts = np.empty((parts, rows), dtype=np.float64)
+        self.row_loss = self.row_loss_parts[0]
+
+    def buffers(self):
+        """Part 0's buffers, in the kernels' argument order."""
+        return (self.xb, self.yb, self.swb, self.pre, self.acts, self.deltas, self.dact, self.row_loss)
+
+    def part_buffers(self):
+        """Every part's buffers (2-D), in the kernels' argument order."""
+        return (
+            self.xb_parts, self.yb_parts, self.swb_parts, self.pre_parts, self.acts_parts, self.deltas_parts,
+            self.dact_parts, self.row_loss_parts,
+        )
 
     def layer_output(self, network, layer, m):
         """Layer ``layer``'s (1..L) outputs of the first m rows, (m, units)."""
@@ -292,22 +318,61 @@ def effective_n_jobs(n_jobs):
 
 
 @contextmanager
-def compute_context(n_jobs):
-    """Run kernels with ``n_jobs`` threads for Numba and BLAS; restore both after.
+def compute_context(n_jobs, data_parallel=False):
+    """Run kernels with ``n_jobs`` threads; restore the thread pools after.
 
-    ``n_jobs=None`` leaves both thread pools as they are (all cores by default).
+    BLAS gets the threads, or, for the ``data_parallel`` epoch (each thread runs
+    its own share of every batch), one thread while Numba gets them.
+    ``n_jobs=None`` means all cores; without ``data_parallel`` it leaves both
+    thread pools as they are.
     """
-    if n_jobs is None:
+    if n_jobs is None and not data_parallel:
         yield
         return
     n_threads = effective_n_jobs(n_jobs)
     previous = numba.get_num_threads()
     numba.set_num_threads(n_threads)
     try:
-        with threadpool_limits(limits=n_threads, user_api="blas"):
+        with _blas_controller().limit(limits=1 if data_parallel else n_threads, user_api="blas"):
             yield
     finally:
         numba.set_num_threads(previous)
+
+
+_controller = None
+
+
+def _blas_controller():
+    """One threadpoolctl controller for the process: building one scans the loaded
+    libraries (milliseconds), too slow for every fit and predict."""
+    global _controller
+    if _controller is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the kernels call)
+
+        _controller = ThreadpoolController()
+    return _controller
+
+
+# Numba's 'workqueue' threading layer must not be entered from two Python
+# threads at once: parallel kernels are launched under this lock unless a
+# thread-safe layer (tbb, omp) is in use.
+_launch_lock = threading.Lock()
+
+
+@contextmanager
+def _parallel_launch(parallel):
+    if not parallel:
+        yield
+        return
+    try:
+        unsafe = numba.threading_layer() == "workqueue"
+    except ValueError:  # no parallel kernel has run yet: the layer is not chosen
+        unsafe = True
+    if unsafe:
+        with _launch_lock:
+            yield
+    else:
+        yield
 
 
 # ---------------------------------------------------------------------------
@@ -367,7 +432,7 @@ class Trainer:
         Largest batch (or chunk) the workspaces must hold.
     """
 
-    def __init__(self, network, X, Y, sample_weight, icfg, fcfg, batch_rows):
+    def __init__(self, network, X, Y, sample_weight, icfg, fcfg, batch_rows, parts=1):
         self.network = network
         self.X = X
         dtype = Y.dtype
@@ -381,25 +446,31 @@ class Trainer:
         self.icfg[I_HAS_SAMPLE_WEIGHT] = int(sample_weight is not None)
         self.icfg[I_DROPOUT] = int(network.has_dropout)
         self.fcfg = fcfg.copy()
-        self.ws = Workspace(network, batch_rows, dtype, not X.is_sparse)
+        self.parts = max(1, min(int(parts), int(batch_rows)))
+        rows_per_part = -(-int(batch_rows) // self.parts)
+        self.ws = Workspace(network, rows_per_part, dtype, not X.is_sparse, self.parts)
         self._block_rows = None  # rows per kernel call of a full-batch pass
 
     def _buffers(self):
-        ws = self.ws
-        return (ws.xb, ws.yb, ws.swb, ws.pre, ws.acts, ws.deltas, ws.dact, ws.row_loss)
+        return self.ws.buffers()
 
     def train_epoch(
         self, flat, rows, batch_size, first_batch, stop_batch, state_1, state_2, counters, learning_rate,
         running_total=0.0,
     ):
-        """Run batches ``first_batch..stop_batch-1``; return running_total + sum(batch_loss * rows)."""
+        """Run batches ``first_batch..stop_batch-1``; return running_total + sum(batch_loss * rows).
+
+        With several parts each batch is split over the threads (data parallel).
+        """
         self.fcfg[F_LEARNING_RATE] = learning_rate
-        net = self.network
-        return _kernels.train_epoch(
-            *self.X.arrays(), self.Y, self.sw, rows, int(batch_size), int(first_batch), int(stop_batch),
-            flat, self.ws.grads, state_1, state_2, counters, self.icfg, self.fcfg, *net.tables(),
-            int(net.n_weights), *net.offsets(self.ws), *self._buffers(), float(running_total),
-        )
+        net, ws = self.network, self.ws
+        kernel = _kernels.train_epoch_threads if self.parts > 1 else _kernels.train_epoch
+        with _parallel_launch(self.parts > 1):
+            return kernel(
+                *self.X.arrays(), self.Y, self.sw, rows, int(batch_size), int(first_batch), int(stop_batch),
+                flat, ws.grads_parts, state_1, state_2, counters, self.icfg, self.fcfg, *net.tables(),
+                int(net.n_weights), *net.offsets(ws), *ws.part_buffers(), float(running_total),
+            )
 
     def loss_and_gradient(self, flat, rows, chunk=None, deadline=None):
         """Mean loss (with penalties) and its gradient (in ``self.ws.grads``) over ``rows``.

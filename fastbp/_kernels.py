@@ -29,6 +29,7 @@ Conventions
 """
 
 import math
+import types
 
 import numpy as np
 from numba import njit, prange
@@ -83,7 +84,7 @@ from ._codes import (
     SOLVER_RMSPROP,
     SOLVER_SGD,
 )
-from ._config import COLUMN_BLOCK, FASTMATH, PARALLEL_ELEMENTWISE, SUM_BLOCK
+from ._config import COLUMN_BLOCK, FASTMATH, PARALLEL_ELEMENTWISE, PARAM_SLICE
 
 # error_model="numpy": a division by zero gives inf/NaN as in NumPy instead of
 # raising, which also lets LLVM vectorize loops that divide (about 10x faster
@@ -763,9 +764,59 @@ def batch_gradient(
 # entry points called from Python
 # --------------------------------------------------------------------------
 @njit(**_SERIAL)
-def train_epoch(
+def step_size(counters, icfg, fcfg):
+    """The step's learning rate: Adam's is bias-corrected (its step counter advances)."""
+    solver = icfg[I_SOLVER]
+    learning_rate = fcfg[F_LEARNING_RATE]
+    if solver == SOLVER_ADAM or solver == SOLVER_ADAMW:
+        counters[C_ADAM_STEP] += 1
+        t = float(counters[C_ADAM_STEP])
+        return learning_rate * math.sqrt(1.0 - fcfg[F_BETA_2] ** t) / (1.0 - fcfg[F_BETA_1] ** t)
+    return learning_rate
+
+
+@njit(**_SERIAL)
+def update_slice(lo, hi, params, grads, state_1, state_2, icfg, fcfg, n_weights, rate):
+    """The solver's step on parameters ``lo:hi`` with the finished gradient."""
+    solver = icfg[I_SOLVER]
+    p = params[lo:hi]
+    g = grads[lo:hi]
+    if solver == SOLVER_SGD:
+        sgd_step(p, g, state_1[lo:hi], rate, fcfg[F_MOMENTUM], icfg[I_NESTEROV] != 0)
+    elif solver == SOLVER_RMSPROP:
+        rmsprop_step(p, g, state_1[lo:hi], rate, fcfg[F_RHO], fcfg[F_EPSILON])
+    elif solver == SOLVER_ADAGRAD:
+        adagrad_step(p, g, state_1[lo:hi], rate, fcfg[F_EPSILON])
+    elif solver == SOLVER_ADAM or solver == SOLVER_ADAMW:
+        if solver == SOLVER_ADAMW:
+            # decoupled weight decay with the undecayed rate, on the weights only
+            decay_weights(p, min(max(n_weights - lo, 0), hi - lo), 1.0 - fcfg[F_LEARNING_RATE] * fcfg[F_WEIGHT_DECAY])
+        adam_step(p, g, state_1[lo:hi], state_2[lo:hi], rate, fcfg[F_BETA_1], fcfg[F_BETA_2], fcfg[F_EPSILON])
+
+
+@njit(**_SERIAL)
+def finish_slice(lo, hi, params, part_grads, parts, n_weights, alpha, l1, weight_sum):
+    """Sum the parts' gradients on ``lo:hi`` (in part order) and finish them; the slice's penalty."""
+    grads = part_grads[0]
+    for part in range(1, parts):
+        other = part_grads[part]
+        for i in range(lo, hi):
+            grads[i] += other[i]
+    local_weights = min(max(n_weights - lo, 0), hi - lo)
+    return finalize_gradient(params[lo:hi], grads[lo:hi], local_weights, alpha, l1, weight_sum)
+
+
+@njit(**_SERIAL)
+def warm_blas(work):
+    """A 1x1 product: loads SciPy's GEMM for this dtype (which takes the GIL) before
+    any thread needs it."""
+    one = _matrix(work, 0, 1, 1)
+    gemm(False, False, 1.0, one, one, 0.0, one)
+
+
+def _train_epoch(
     X, strides, data, indices, indptr, Y, sw, rows, batch_size, first_batch, stop_batch,
-    params, grads, state_1, state_2, counters, icfg, fcfg, layer_int, layer_float, n_weights,
+    params, part_grads, state_1, state_2, counters, icfg, fcfg, layer_int, layer_float, n_weights,
     units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss, running_total,
 ):
     """Mini-batches ``first_batch`` .. ``stop_batch - 1`` of one epoch, compiled.
@@ -773,52 +824,98 @@ def train_epoch(
     Batch ``k`` holds rows ``rows[k*batch_size : (k+1)*batch_size]`` (the last
     one may be short, as scikit-learn's ``gen_batches``). Each batch: forward,
     backward, gradient of the mean loss plus the penalties, optimizer step.
+
+    The workspaces come in parts, one row per thread (``xb``, ``acts``, ...,
+    ``part_grads`` are 2-D): a batch is split into as many contiguous row blocks,
+    each block's forward and backward run on its own thread with single-threaded
+    BLAS, and the blocks' gradients are added in block order. The gradient's
+    finishing and the optimizer step run over fixed slices of PARAM_SLICE
+    parameters, in parallel when there are several. So the result depends on
+    the number of parts, never on timing. With one part (the serial build) this
+    is plain mini-batch backpropagation into ``part_grads[0]``.
     ``state_1``/``state_2`` are the optimizer's buffers (SGD's velocity, Adam's
     moments, RMSProp's / Adagrad's squares); ``counters`` Adam's step and the
-    dropout batch counter.
+    dropout batch counter (dropout masks depend on a row's position in the
+    batch, not on the parts).
 
     Returns ``running_total`` plus the sum over these batches of
     ``batch_loss * batch_rows`` (added in batch order, so an epoch run in several
     calls sums exactly as in one).
     """
     n = rows.shape[0]
+    n_parts = part_grads.shape[0]
+    n_params = params.shape[0]
+    n_slices = (n_params + PARAM_SLICE - 1) // PARAM_SLICE
+    training = icfg[I_DROPOUT] != 0
     alpha = fcfg[F_ALPHA]
     l1 = fcfg[F_L1]
-    learning_rate = fcfg[F_LEARNING_RATE]
-    solver = icfg[I_SOLVER]
-    training = icfg[I_DROPOUT] != 0
+    part_loss = np.zeros(n_parts)
+    part_weight = np.zeros(n_parts)
+    slice_penalty = np.zeros(n_slices)
+    if n_parts > 1:
+        warm_blas(pre[0])
     total = running_total
     for batch in range(first_batch, stop_batch):
         start = batch * batch_size
         m = min(batch_size, n - start)
-        loss_sum, weight_sum = batch_gradient(
-            X, strides, data, indices, indptr, Y, sw, rows, start, m, params, grads, icfg, fcfg, layer_int,
-            layer_float, units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss,
-            False, training, counters[C_BATCH],
-        )
+        parts = min(n_parts, m)
+        if parts == 1:
+            part_loss[0], part_weight[0] = batch_gradient(
+                X, strides, data, indices, indptr, Y, sw, rows, start, m, params, part_grads[0], icfg,
+                fcfg, layer_int, layer_float, units, w_off, b_off, a_off, z_off, xb[0], yb[0], swb[0],
+                pre[0], acts[0], deltas[0], dact[0], row_loss[0], False, training, counters[C_BATCH],
+            )
+        else:
+            for part in prange(parts):
+                lo = start + (m * part) // parts
+                hi = start + (m * (part + 1)) // parts
+                part_loss[part], part_weight[part] = batch_gradient(
+                    X, strides, data, indices, indptr, Y, sw, rows, lo, hi - lo, params, part_grads[part], icfg,
+                    fcfg, layer_int, layer_float, units, w_off, b_off, a_off, z_off, xb[part], yb[part],
+                    swb[part], pre[part], acts[part], deltas[part], dact[part], row_loss[part], False, training,
+                    counters[C_BATCH],
+                )
         counters[C_BATCH] += 1
+        loss_sum = 0.0
+        weight_sum = 0.0
+        for part in range(parts):
+            loss_sum += part_loss[part]
+            weight_sum += part_weight[part]
         if weight_sum == 0.0:
             # every sample of this batch has weight 0: no information, no step
             continue
-        penalty = finalize_gradient(params, grads, n_weights, alpha, l1, weight_sum)
-        batch_loss = loss_sum / weight_sum + penalty / weight_sum
-        total += batch_loss * m
-        if solver == SOLVER_SGD:
-            sgd_step(params, grads, state_1, learning_rate, fcfg[F_MOMENTUM], icfg[I_NESTEROV] != 0)
-        elif solver == SOLVER_RMSPROP:
-            rmsprop_step(params, grads, state_1, learning_rate, fcfg[F_RHO], fcfg[F_EPSILON])
-        elif solver == SOLVER_ADAGRAD:
-            adagrad_step(params, grads, state_1, learning_rate, fcfg[F_EPSILON])
-        elif solver == SOLVER_ADAM or solver == SOLVER_ADAMW:
-            counters[C_ADAM_STEP] += 1
-            t = float(counters[C_ADAM_STEP])
-            beta_1 = fcfg[F_BETA_1]
-            beta_2 = fcfg[F_BETA_2]
-            if solver == SOLVER_ADAMW:
-                decay_weights(params, n_weights, 1.0 - learning_rate * fcfg[F_WEIGHT_DECAY])
-            step_size = learning_rate * math.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t)
-            adam_step(params, grads, state_1, state_2, step_size, beta_1, beta_2, fcfg[F_EPSILON])
+        # finish each slice of the gradient and step on it while it is in cache
+        rate = step_size(counters, icfg, fcfg)
+        if n_slices == 1:
+            slice_penalty[0] = finish_slice(0, n_params, params, part_grads, parts, n_weights, alpha, l1, weight_sum)
+            update_slice(0, n_params, params, part_grads[0], state_1, state_2, icfg, fcfg, n_weights, rate)
+        else:
+            for k in prange(n_slices):
+                lo = k * PARAM_SLICE
+                hi = min(lo + PARAM_SLICE, n_params)
+                slice_penalty[k] = finish_slice(lo, hi, params, part_grads, parts, n_weights, alpha, l1, weight_sum)
+                update_slice(lo, hi, params, part_grads[0], state_1, state_2, icfg, fcfg, n_weights, rate)
+        penalty = 0.0
+        for k in range(n_slices):
+            penalty += slice_penalty[k]
+        total += (loss_sum / weight_sum + penalty / weight_sum) * m
     return total
+
+
+def _renamed(function, name):
+    """``function`` under another name: Numba names its on-disk cache after the
+    function's qualified name (not after the compile options), so two builds of
+    one function need two names."""
+    clone = types.FunctionType(function.__code__, function.__globals__, name, function.__defaults__)
+    clone.__qualname__ = name
+    clone.__doc__ = function.__doc__
+    return clone
+
+
+# Built once each, at module level: the serial epoch (one part) and the threaded
+# one (one part per thread, data-parallel over the rows of each batch).
+train_epoch = njit(**_SERIAL)(_train_epoch)
+train_epoch_threads = njit(parallel=True, **_SERIAL)(_renamed(_train_epoch, "_train_epoch_threads"))
 
 
 @njit(**_SERIAL)

@@ -30,7 +30,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _engine, _kernels
 from ._codes import FULL_BATCH_SOLVERS, HIDDEN_ACTIVATIONS, LOSS_PAIRS, STOCHASTIC_SOLVERS
-from ._config import EPOCH_CALL_SECONDS
+from ._config import DATA_PARALLEL_MAX_PARAMS, DATA_PARALLEL_MIN_ROWS, EPOCH_CALL_SECONDS
 from ._functional import hidden_activation_names, make_network
 from ._optimizers import (
     QUICKPROP_MAX_GROWTH,
@@ -387,14 +387,16 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         self._set_parameters(network, flat)
         seed = int(self._random_state.randint(np.iinfo(np.int32).max)) if network.has_dropout else 0
 
-        with _engine.compute_context(self.n_jobs):
+        parts = self._thread_parts(network, n_samples)
+        with _engine.compute_context(self.n_jobs, data_parallel=parts > 1):
             callback_ctx = self._begin_callbacks(X, y_labels, sample_weight)
             deadline = None if self.max_time is None else start_time + float(self.max_time)
             if self.solver == "lbfgs":
                 self._fit_lbfgs(X, y, sample_weight, network, flat, deadline)
             else:
                 self._fit_iterative(
-                    X, y, sample_weight, network, flat, incremental, validation, seed, deadline, callback_ctx
+                    X, y, sample_weight, network, flat, incremental, validation, seed, deadline, callback_ctx,
+                    parts,
                 )
             if callback_ctx is not None:
                 callback_ctx.end()
@@ -433,10 +435,12 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             rho=float(self.rho),
         )
 
-    def _trainer(self, network, X, Y, sample_weight, dtype, seed, batch_rows):
+    def _trainer(self, network, X, Y, sample_weight, dtype, seed, batch_rows, parts=1):
         data = X if isinstance(X, _engine.InputData) else _engine.InputData(X, dtype)
         icfg, fcfg = self._config(dtype, seed)
-        return _engine.Trainer(network, data, Y.astype(dtype), sample_weight, icfg, fcfg, batch_rows=batch_rows)
+        return _engine.Trainer(
+            network, data, Y.astype(dtype), sample_weight, icfg, fcfg, batch_rows=batch_rows, parts=parts
+        )
 
     # --- callbacks ---------------------------------------------------------
     def _begin_callbacks(self, X, y, sample_weight):
@@ -521,8 +525,25 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         trainer = self._trainer(network, X_val, Y_val, sw_val, dtype, 0, min(val_idx.shape[0], _engine.CHUNK_ROWS))
         return train_idx.astype(np.int64), _Validation(X_val, y_score, Y_val, sw_val, trainer)
 
+    def _thread_parts(self, network, n_samples):
+        """Threads of the data-parallel epoch (1: single-threaded kernels, threaded BLAS).
+
+        Mini-batch solvers split each batch over the threads when every thread
+        gets at least DATA_PARALLEL_MIN_ROWS rows and the network is small
+        enough that summing the threads' gradients costs little next to the
+        products (DATA_PARALLEL_MAX_PARAMS); otherwise BLAS's own threads share
+        each product.
+        """
+        if self.solver not in STOCHASTIC_SOLVERS:
+            return 1
+        threads = _engine.effective_n_jobs(self.n_jobs)
+        batch = min(200, n_samples) if self.batch_size == "auto" else min(int(self.batch_size), n_samples)
+        if threads > 1 and batch >= threads * DATA_PARALLEL_MIN_ROWS and network.n_params <= DATA_PARALLEL_MAX_PARAMS:
+            return threads
+        return 1
+
     def _fit_iterative(self, X, y, sample_weight, network, flat, incremental, validation, seed, deadline,
-                       callback_ctx):
+                       callback_ctx, parts):
         dtype = flat.dtype
         n_params = network.n_params
         if incremental and hasattr(self, "_optimizer") and self._optimizer.matches(self.solver, n_params, dtype):
@@ -564,7 +585,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         else:
             batch_size = min(n_samples, _engine.CHUNK_ROWS)  # full batch, computed in chunks
         data = _engine.InputData(X, dtype)
-        trainer = self._trainer(network, data, y, sample_weight, dtype, seed, batch_size)
+        trainer = self._trainer(network, data, y, sample_weight, dtype, seed, batch_size, parts)
         step = self._make_step(trainer, network, flat, train_rows, batch_size, optimizer, sample_weight, y)
 
         try:
