@@ -16,31 +16,38 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.linalg import ensure_blas
 
+from ._config import SMALL_GEMM_WORK
+
 _CHAR = ir.IntType(8)
 _VOID_P = ir.IntType(8).as_pointer()
 
 
 @intrinsic
-def _xxgemm(typingctx, kind, trans_a, trans_b, m, n, k, scalars, a, lda, b, ldb, c, ldc):
-    """Column-major ``c = scalars[0] * op(a) @ op(b) + scalars[1] * c`` (BLAS order)."""
+def _xxgemm(typingctx, kind, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Column-major ``c = alpha * op(a) @ op(b) + beta * c`` (BLAS argument order).
+
+    ``alpha`` and ``beta`` are scalars of the arrays' dtype, passed to BLAS by
+    pointer from the stack (no allocation per call).
+    """
     ensure_blas()
-    sig = types.int32(kind, trans_a, trans_b, m, n, k, scalars, a, lda, b, ldb, c, ldc)
+    sig = types.int32(kind, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
     def codegen(context, builder, signature, args):
-        kind_v, ta_v, tb_v, m_v, n_v, k_v, s_v, a_v, lda_v, b_v, ldb_v, c_v, ldc_v = args
+        kind_v, ta_v, tb_v, m_v, n_v, k_v, alpha_v, a_v, lda_v, b_v, ldb_v, beta_v, c_v, ldc_v = args
         intp = context.get_value_type(types.intp)
         fnty = ir.FunctionType(
             ir.IntType(32),
             [_CHAR, _CHAR, _CHAR, intp, intp, intp, _VOID_P, _VOID_P, intp, _VOID_P, intp, _VOID_P, _VOID_P, intp],
         )
         fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        dtype = signature.args[12].dtype
 
         def data_of(arrty, value):
-            return context.make_array(arrty)(context, builder, value=value).data
+            return builder.bitcast(context.make_array(arrty)(context, builder, value=value).data, _VOID_P)
 
-        s_data = data_of(signature.args[6], s_v)
-        alpha = builder.bitcast(s_data, _VOID_P)
-        beta = builder.bitcast(builder.gep(s_data, [context.get_constant(types.intp, 1)]), _VOID_P)
+        def scalar_slot(value, ty):
+            slot = cgutils.alloca_once_value(builder, context.cast(builder, value, ty, dtype))
+            return builder.bitcast(slot, _VOID_P)
 
         def as_char(v):
             return builder.trunc(v, _CHAR)
@@ -51,9 +58,10 @@ def _xxgemm(typingctx, kind, trans_a, trans_b, m, n, k, scalars, a, lda, b, ldb,
         call_args = (
             as_char(kind_v), as_char(ta_v), as_char(tb_v),
             as_intp(m_v, signature.args[3]), as_intp(n_v, signature.args[4]), as_intp(k_v, signature.args[5]),
-            alpha, builder.bitcast(data_of(signature.args[7], a_v), _VOID_P), as_intp(lda_v, signature.args[8]),
-            builder.bitcast(data_of(signature.args[9], b_v), _VOID_P), as_intp(ldb_v, signature.args[10]),
-            beta, builder.bitcast(data_of(signature.args[11], c_v), _VOID_P), as_intp(ldc_v, signature.args[12]),
+            scalar_slot(alpha_v, signature.args[6]), data_of(signature.args[7], a_v),
+            as_intp(lda_v, signature.args[8]), data_of(signature.args[9], b_v), as_intp(ldb_v, signature.args[10]),
+            scalar_slot(beta_v, signature.args[11]), data_of(signature.args[12], c_v),
+            as_intp(ldc_v, signature.args[13]),
         )
         return builder.call(fn, call_args)
 
@@ -64,23 +72,63 @@ _N = ord("n")
 _T = ord("t")
 
 
+@njit(cache=True, fastmath={"nsz", "contract", "reassoc"}, error_model="numpy")
+def _small_gemm(trans_a, alpha, A, B, trans_b, beta, C):
+    """``gemm`` as plain loops, for products too small to pay for a BLAS call."""
+    m, n = C.shape
+    k = A.shape[0] if trans_a else A.shape[1]
+    a = C.dtype.type(alpha)
+    if beta == 0.0:
+        C[:, :] = 0.0
+    elif beta != 1.0:
+        C[:, :] *= C.dtype.type(beta)
+    if not trans_a and not trans_b:
+        for i in range(m):
+            for r in range(k):
+                v = a * A[i, r]
+                for j in range(n):
+                    C[i, j] += v * B[r, j]
+    elif trans_a and not trans_b:
+        for r in range(k):
+            for i in range(m):
+                v = a * A[r, i]
+                for j in range(n):
+                    C[i, j] += v * B[r, j]
+    elif not trans_a and trans_b:
+        for i in range(m):
+            for j in range(n):
+                acc = C.dtype.type(0.0)
+                for r in range(k):
+                    acc += A[i, r] * B[j, r]
+                C[i, j] += a * acc
+    else:
+        for i in range(m):
+            for j in range(n):
+                acc = C.dtype.type(0.0)
+                for r in range(k):
+                    acc += A[r, i] * B[j, r]
+                C[i, j] += a * acc
+
+
 @njit(cache=True)
 def gemm(trans_a, trans_b, alpha, A, B, beta, C):
     """Row-major ``C = alpha * op(A) @ op(B) + beta * C``.
 
     ``A``, ``B`` and ``C`` are C-contiguous 2-D arrays of one float dtype;
     ``op(X)`` is ``X.T`` when its flag is set. A row-major product is the
-    column-major product of the transposes: ``C.T = op(B).T @ op(A).T``.
+    column-major product of the transposes: ``C.T = op(B).T @ op(A).T``. Products
+    of at most SMALL_GEMM_WORK multiply-adds run as plain loops (a BLAS call costs
+    more than the work there: online SGD's one-row batches).
     """
     m, n = C.shape
     k = A.shape[0] if trans_a else A.shape[1]
-    scalars = np.empty(2, dtype=C.dtype)
-    scalars[0] = alpha
-    scalars[1] = beta
+    if m * n * k <= SMALL_GEMM_WORK:
+        _small_gemm(trans_a, alpha, A, B, trans_b, beta, C)
+        return
     kind = ord("s") if C.itemsize == 4 else ord("d")
     status = _xxgemm(
         kind, _T if trans_b else _N, _T if trans_a else _N, n, m, k,
-        scalars, B, max(B.shape[1], 1), A, max(A.shape[1], 1), C, max(n, 1),
+        alpha, B, max(B.shape[1], 1), A, max(A.shape[1], 1), beta, C, max(n, 1),
     )
     if status != 0:
         raise RuntimeError("BLAS gemm could not be loaded from SciPy")

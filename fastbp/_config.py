@@ -35,3 +35,8 @@ DATA_PARALLEL_MIN_ROWS = 8
 # ... and the network has at most this many parameters (above, summing the
 # threads' gradients costs more than BLAS's own threads lose on the products).
 DATA_PARALLEL_MAX_PARAMS = 10**9
+
+# Matrix products of at most this many multiply-adds (m * n * k) run as plain
+# compiled loops instead of a BLAS call, whose fixed cost dominates there
+# (online SGD multiplies one row at a time).
+SMALL_GEMM_WORK = 1 << 15

@@ -452,9 +452,7 @@ def output_delta_loss(out, y, sw, has_sw, out_code, loss_code, poisson_constant,
 @njit(**_SERIAL)
 def _like(arr, value):
     """``value`` as a scalar of ``arr``'s dtype, so float32 kernels stay in float32."""
-    box = np.empty(1, dtype=arr.dtype)
-    box[0] = value
-    return box[0]
+    return arr.dtype.type(value)
 
 
 @njit(**_PARALLEL)
