@@ -78,10 +78,11 @@ def _small_gemm(trans_a, alpha, A, B, trans_b, beta, C):
     m, n = C.shape
     k = A.shape[0] if trans_a else A.shape[1]
     a = C.dtype.type(alpha)
-    if beta == 0.0:
-        C[:, :] = 0.0
-    elif beta != 1.0:
-        C[:, :] *= C.dtype.type(beta)
+    if beta != 1.0:
+        b = C.dtype.type(beta)
+        for i in range(m):
+            for j in range(n):
+                C[i, j] = 0.0 if beta == 0.0 else C[i, j] * b
     if not trans_a and not trans_b:
         for i in range(m):
             for r in range(k):

@@ -167,7 +167,9 @@ def sparse_rows_weight_grad(data, indices, indptr, rows, start, m, delta, grad, 
     """
     n_out = grad.shape[1]
     if not accumulate:
-        grad[:, :] = 0.0
+        for j in range(grad.shape[0]):
+            for c in range(n_out):
+                grad[j, c] = 0.0
     n_blocks = (n_out + COLUMN_BLOCK - 1) // COLUMN_BLOCK
     for blk in prange(n_blocks):
         c0 = blk * COLUMN_BLOCK
@@ -1017,7 +1019,8 @@ def jacobian(
         for i in range(m):
             for k in range(n_out):
                 row = J[(start + i) * n_out + k]
-                row[:] = 0.0
+                for c in range(row.shape[0]):
+                    row[c] = 0.0
                 # d y_pred[i, k] / d z(L): the output activation's Jacobian column
                 d_out = _matrix(deltas, z_off[n_layers], 1, n_out)
                 for j in range(n_out):
