@@ -49,7 +49,7 @@ from ._codes import (
     N_LAYER_FLOAT,
     N_LAYER_INT,
 )
-from ._config import CHUNK_ROWS, EPOCH_CALL_SECONDS
+from ._config import CHUNK_ROWS, EPOCH_CALL_SECONDS, PARAM_SLICE
 
 
 class Network:
@@ -464,9 +464,8 @@ class Trainer:
         """
         self.fcfg[F_LEARNING_RATE] = learning_rate
         net, ws = self.network, self.ws
-        kernel = _kernels.train_epoch_threads if self.parts > 1 else _kernels.train_epoch
-        with _parallel_launch(self.parts > 1):
-            return kernel(
+        with _parallel_launch(self.parts > 1 or net.n_params > PARAM_SLICE):
+            return _kernels.train_epoch(
                 *self.X.arrays(), self.Y, self.sw, rows, int(batch_size), int(first_batch), int(stop_batch),
                 flat, ws.grads_parts, state_1, state_2, counters, self.icfg, self.fcfg, *net.tables(),
                 int(net.n_weights), *net.offsets(ws), *ws.part_buffers(), float(running_total),

@@ -29,7 +29,6 @@ Conventions
 """
 
 import math
-import types
 
 import numpy as np
 from numba import njit, prange
@@ -814,7 +813,40 @@ def warm_blas(work):
     gemm(False, False, 1.0, one, one, 0.0, one)
 
 
-def _train_epoch(
+@njit(cache=True, parallel=True, error_model="numpy")
+def parts_gradient(
+    X, strides, data, indices, indptr, Y, sw, rows, start, m, parts, params, part_grads, icfg, fcfg,
+    layer_int, layer_float, units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss,
+    training, batch, part_loss, part_weight,
+):
+    """Forward and backward of a batch split into ``parts`` contiguous row blocks,
+    one per thread, each into its own workspace and gradient (``part_grads[p]``)."""
+    for part in prange(parts):
+        lo = start + (m * part) // parts
+        hi = start + (m * (part + 1)) // parts
+        part_loss[part], part_weight[part] = batch_gradient(
+            X, strides, data, indices, indptr, Y, sw, rows, lo, hi - lo, params, part_grads[part], icfg, fcfg,
+            layer_int, layer_float, units, w_off, b_off, a_off, z_off, xb[part], yb[part], swb[part], pre[part],
+            acts[part], deltas[part], dact[part], row_loss[part], False, training, batch,
+        )
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def parallel_finish_update(
+    n_slices, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg, fcfg, rate,
+    slice_penalty,
+):
+    """:func:`finish_slice` then :func:`update_slice` on every slice, the slices in parallel."""
+    n_params = params.shape[0]
+    for k in prange(n_slices):
+        lo = k * PARAM_SLICE
+        hi = min(lo + PARAM_SLICE, n_params)
+        slice_penalty[k] = finish_slice(lo, hi, params, part_grads, parts, n_weights, alpha, l1, weight_sum)
+        update_slice(lo, hi, params, part_grads[0], state_1, state_2, icfg, fcfg, n_weights, rate)
+
+
+@njit(**_SERIAL)
+def train_epoch(
     X, strides, data, indices, indptr, Y, sw, rows, batch_size, first_batch, stop_batch,
     params, part_grads, state_1, state_2, counters, icfg, fcfg, layer_int, layer_float, n_weights,
     units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss, running_total,
@@ -826,13 +858,14 @@ def _train_epoch(
     backward, gradient of the mean loss plus the penalties, optimizer step.
 
     The workspaces come in parts, one row per thread (``xb``, ``acts``, ...,
-    ``part_grads`` are 2-D): a batch is split into as many contiguous row blocks,
-    each block's forward and backward run on its own thread with single-threaded
-    BLAS, and the blocks' gradients are added in block order. The gradient's
-    finishing and the optimizer step run over fixed slices of PARAM_SLICE
-    parameters, in parallel when there are several. So the result depends on
-    the number of parts, never on timing. With one part (the serial build) this
-    is plain mini-batch backpropagation into ``part_grads[0]``.
+    ``part_grads`` are 2-D). With several parts a batch is split into as many
+    contiguous row blocks, each block's forward and backward run on its own
+    thread with single-threaded BLAS (:func:`parts_gradient`), and the blocks'
+    gradients are added in block order. The gradient's finishing and the
+    optimizer step run over fixed slices of PARAM_SLICE parameters, in parallel
+    when there are several. So the result depends on the number of parts, never
+    on timing. With one part this is plain mini-batch backpropagation into
+    ``part_grads[0]``, with no parallel launch.
     ``state_1``/``state_2`` are the optimizer's buffers (SGD's velocity, Adam's
     moments, RMSProp's / Adagrad's squares); ``counters`` Adam's step and the
     dropout batch counter (dropout masks depend on a row's position in the
@@ -866,15 +899,11 @@ def _train_epoch(
                 pre[0], acts[0], deltas[0], dact[0], row_loss[0], False, training, counters[C_BATCH],
             )
         else:
-            for part in prange(parts):
-                lo = start + (m * part) // parts
-                hi = start + (m * (part + 1)) // parts
-                part_loss[part], part_weight[part] = batch_gradient(
-                    X, strides, data, indices, indptr, Y, sw, rows, lo, hi - lo, params, part_grads[part], icfg,
-                    fcfg, layer_int, layer_float, units, w_off, b_off, a_off, z_off, xb[part], yb[part],
-                    swb[part], pre[part], acts[part], deltas[part], dact[part], row_loss[part], False, training,
-                    counters[C_BATCH],
-                )
+            parts_gradient(
+                X, strides, data, indices, indptr, Y, sw, rows, start, m, parts, params, part_grads, icfg, fcfg,
+                layer_int, layer_float, units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact,
+                row_loss, training, counters[C_BATCH], part_loss, part_weight,
+            )
         counters[C_BATCH] += 1
         loss_sum = 0.0
         weight_sum = 0.0
@@ -890,32 +919,15 @@ def _train_epoch(
             slice_penalty[0] = finish_slice(0, n_params, params, part_grads, parts, n_weights, alpha, l1, weight_sum)
             update_slice(0, n_params, params, part_grads[0], state_1, state_2, icfg, fcfg, n_weights, rate)
         else:
-            for k in prange(n_slices):
-                lo = k * PARAM_SLICE
-                hi = min(lo + PARAM_SLICE, n_params)
-                slice_penalty[k] = finish_slice(lo, hi, params, part_grads, parts, n_weights, alpha, l1, weight_sum)
-                update_slice(lo, hi, params, part_grads[0], state_1, state_2, icfg, fcfg, n_weights, rate)
+            parallel_finish_update(
+                n_slices, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg,
+                fcfg, rate, slice_penalty,
+            )
         penalty = 0.0
         for k in range(n_slices):
             penalty += slice_penalty[k]
         total += (loss_sum / weight_sum + penalty / weight_sum) * m
     return total
-
-
-def _renamed(function, name):
-    """``function`` under another name: Numba names its on-disk cache after the
-    function's qualified name (not after the compile options), so two builds of
-    one function need two names."""
-    clone = types.FunctionType(function.__code__, function.__globals__, name, function.__defaults__)
-    clone.__qualname__ = name
-    clone.__doc__ = function.__doc__
-    return clone
-
-
-# Built once each, at module level: the serial epoch (one part) and the threaded
-# one (one part per thread, data-parallel over the rows of each batch).
-train_epoch = njit(**_SERIAL)(_train_epoch)
-train_epoch_threads = njit(parallel=True, **_SERIAL)(_renamed(_train_epoch, "_train_epoch_threads"))
 
 
 @njit(**_SERIAL)
