@@ -13,7 +13,9 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
+from numba.np.arrayobj import make_array, populate_array
 from numba.np.linalg import ensure_blas
 
 from ._config import SMALL_GEMM_WORK
@@ -64,6 +66,44 @@ def _xxgemm(typingctx, kind, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, b
             as_intp(ldc_v, signature.args[13]),
         )
         return builder.call(fn, call_args)
+
+    return sig, codegen
+
+
+@intrinsic
+def matrix_view(typingctx, buf, offset, n_rows, n_cols):
+    """The (n_rows, n_cols) C-ordered view of ``buf[offset : offset + n_rows * n_cols]``.
+
+    What ``buf[a:b].reshape((n_rows, n_cols))`` gives, without the reshape's
+    run-time helper call (about 35 ns, twenty-odd times per one-sample step of
+    online SGD). The caller guarantees the range lies inside ``buf`` (1-D, C).
+    """
+    if not (isinstance(buf, types.Array) and buf.ndim == 1 and buf.layout == "C"):
+        return None
+    view_type = types.Array(buf.dtype, 2, "C")
+    sig = view_type(buf, offset, n_rows, n_cols)
+
+    def codegen(context, builder, signature, args):
+        buf_v, offset_v, rows_v, cols_v = args
+        source = make_array(signature.args[0])(context, builder, buf_v)
+        view = make_array(signature.return_type)(context, builder)
+
+        def as_intp(v, ty):
+            return context.cast(builder, v, ty, types.intp)
+
+        rows = as_intp(rows_v, signature.args[2])
+        cols = as_intp(cols_v, signature.args[3])
+        itemsize = source.itemsize
+        populate_array(
+            view,
+            data=builder.gep(source.data, [as_intp(offset_v, signature.args[1])]),
+            shape=cgutils.pack_array(builder, [rows, cols]),
+            strides=cgutils.pack_array(builder, [builder.mul(cols, itemsize), itemsize]),
+            itemsize=itemsize,
+            meminfo=source.meminfo,
+            parent=source.parent,
+        )
+        return impl_ret_borrowed(context, builder, signature.return_type, view._getvalue())
 
     return sig, codegen
 

@@ -33,7 +33,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._blas import gemm
+from ._blas import gemm, matrix_view
 from ._codes import (
     ACT_ELU,
     ACT_EXP,
@@ -103,7 +103,7 @@ _INV_SQRT_2PI = 0.3989422804014327
 @njit(**_SERIAL)
 def _matrix(buf, offset, n_rows, n_cols):
     """The (n_rows, n_cols) C-ordered matrix stored at ``buf[offset:]``."""
-    return buf[offset : offset + n_rows * n_cols].reshape((n_rows, n_cols))
+    return matrix_view(buf, offset, n_rows, n_cols)
 
 
 # --------------------------------------------------------------------------
