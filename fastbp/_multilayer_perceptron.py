@@ -943,8 +943,12 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     rho : float, default=0.9
         Decay of the running mean square of 'rmsprop'.
     n_jobs : int or None, default=None
-        Threads for the kernels and BLAS during fit and predict. None uses the
-        thread pools as they are (all cores by default); -1 all cores.
+        Threads of a fit: the mini-batch solvers split every batch over them
+        (each thread runs its rows with single-threaded BLAS; the gradients are
+        summed in a fixed order, so the same ``random_state`` and ``n_jobs``
+        give the same weights bit for bit); the full-batch solvers and predict
+        give them to BLAS. None: all cores (predict then leaves the thread pools
+        as they are); -1 all cores, -2 all but one.
 
     Attributes
     ----------
@@ -1317,7 +1321,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     l1, dropout, init, max_time, negative_slope, maxout_pieces, weight_decay, rho
         As in :class:`MLPClassifier`.
     n_jobs : int or None, default=None
-        Threads for the kernels and BLAS; None leaves the pools as they are.
+        Threads of fit and predict (see :class:`MLPClassifier`).
 
     Attributes
     ----------
