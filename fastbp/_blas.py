@@ -9,7 +9,6 @@ The helper is resolved by name at link time, so kernels that use it stay
 cacheable on disk.
 """
 
-import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils

@@ -73,7 +73,6 @@ from ._codes import (
     LAYER_SLOPE,
     LOSS_ABSOLUTE_ERROR,
     LOSS_BINARY_LOG_LOSS,
-    LOSS_HUBER,
     LOSS_LOG_LOSS,
     LOSS_POISSON,
     LOSS_SQUARED_ERROR,
@@ -419,7 +418,7 @@ def output_delta_loss(out, y, sw, has_sw, out_code, loss_code, poisson_constant,
             elif loss_code == LOSS_ABSOLUTE_ERROR:
                 acc += abs(g)
                 g = 1.0 if g > 0.0 else (-1.0 if g < 0.0 else 0.0)
-            else:  # LOSS_HUBER
+            else:  # Huber
                 if abs(g) <= huber_delta:
                     acc += 0.5 * (g * g)
                 else:

@@ -372,7 +372,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         network = self._network(layer_units, names, rates)
         if first_pass:
             self._initialize(y, network, names, X.dtype)
-        elif [c.shape for c in self.coefs_] != [c.shape for c in network.views(np.empty(network.n_params))[0]]:
+        elif [c.shape for c in self.coefs_] != [(int(a), int(b)) for a, b in zip(network.units[:-1], network.cols)]:
             raise ValueError(
                 "the network changed since the last fit (hidden_layer_sizes, activation or maxout_pieces); "
                 "warm_start and partial_fit continue the same network (fit with warm_start=False to start over)."
