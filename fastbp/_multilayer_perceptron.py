@@ -1130,10 +1130,15 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             y = column_or_1d(y, warn=True)
         y_labels = y
 
+        one_of_k = y.ndim == 1
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
             self.classes_ = self._label_binarizer.classes_
+        elif not self.warm_start and one_of_k and self._label_binarizer.y_type_ in ("binary", "multiclass"):
+            # partial_fit on known classes: check membership by binary search
+            # (np.unique of every call's labels costs more than the epoch on small data)
+            self._class_positions(y)
         else:
             classes = unique_labels(y)
             if self.warm_start:
@@ -1148,8 +1153,37 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                     "`y` has classes not in `self.classes_`. "
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
-        y = self._label_binarizer.transform(y).astype(bool)
+        if one_of_k and self._label_binarizer.y_type_ in ("binary", "multiclass"):
+            y = self._one_hot(self._class_positions(y))
+        else:
+            y = self._label_binarizer.transform(y).astype(bool)
         return X, y, y_labels
+
+    def _class_positions(self, y):
+        """Index of each label of 1-D ``y`` in ``classes_``; ValueError for unknown labels."""
+        classes = self.classes_
+        try:
+            positions = np.searchsorted(classes, y)
+        except TypeError:
+            positions = None
+        known = positions is not None and np.all(classes[np.minimum(positions, len(classes) - 1)] == y)
+        if not known:
+            unknown = np.setdiff1d(unique_labels(y), classes)
+            raise ValueError(
+                f"`y` has classes not in `self.classes_`. `self.classes_` has {classes}. 'y' has {unknown}."
+            )
+        return positions
+
+    def _one_hot(self, positions):
+        """What ``LabelBinarizer.transform`` gives for 1-D labels at ``positions`` (bool)."""
+        n, k = positions.shape[0], len(self.classes_)
+        if self._label_binarizer.y_type_ == "multiclass":
+            Y = np.zeros((n, k), dtype=bool)
+            Y[np.arange(n), positions] = True
+            return Y
+        if k == 1:  # one class seen: LabelBinarizer's all-negative column
+            return np.zeros((n, 1), dtype=bool)
+        return (positions == 1).reshape(-1, 1)
 
     def predict(self, X):
         """Predict using the multi-layer perceptron classifier.
