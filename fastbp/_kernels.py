@@ -759,6 +759,163 @@ def batch_gradient(
 
 
 # --------------------------------------------------------------------------
+# online SGD: one row per step
+# --------------------------------------------------------------------------
+@njit(**_PARALLEL)
+def row_times_matrix(x, W, z):
+    """``z = x @ W`` for one row ``x`` (1-D), eight rows of W per pass over z.
+
+    Summing eight products before touching ``z`` keeps the loop from waiting
+    on its own stores (a plain row loop is bound by store-to-load latency).
+    """
+    k, n = W.shape
+    for j in range(n):
+        z[j] = 0.0
+    r = 0
+    while r + 8 <= k:
+        x0, x1, x2, x3 = x[r], x[r + 1], x[r + 2], x[r + 3]
+        x4, x5, x6, x7 = x[r + 4], x[r + 5], x[r + 6], x[r + 7]
+        for j in range(n):
+            z[j] += (
+                (x0 * W[r, j] + x1 * W[r + 1, j]) + (x2 * W[r + 2, j] + x3 * W[r + 3, j])
+            ) + ((x4 * W[r + 4, j] + x5 * W[r + 5, j]) + (x6 * W[r + 6, j] + x7 * W[r + 7, j]))
+        r += 8
+    while r < k:
+        v = x[r]
+        for j in range(n):
+            z[j] += v * W[r, j]
+        r += 1
+
+
+@njit(**_PARALLEL)
+def row_weight_gradient(prev, delta, W, G, delta_below, below, alpha, weight_sum):
+    """One row's finished weight gradient and the delta recursion, in one pass over W.
+
+    ``G = (outer(prev, delta) + alpha * W) / weight_sum`` and, when ``below``,
+    ``delta_below[i] = sum_j delta[j] * W[i, j]`` (dL/d(output) of the layer
+    below, with W before the step). Returns ``sum(W ** 2)`` for the penalty.
+    """
+    fan_in, n_cols = W.shape
+    a = _like(G, alpha)
+    s = _like(G, weight_sum)
+    squares = 0.0
+    for i in range(fan_in):
+        p = prev[i]
+        acc = _like(G, 0.0)
+        row_squares = _like(G, 0.0)
+        if weight_sum == 1.0:
+            for j in range(n_cols):
+                w = W[i, j]
+                row_squares += w * w
+                acc += delta[j] * w
+                G[i, j] = p * delta[j] + a * w
+        else:
+            for j in range(n_cols):
+                w = W[i, j]
+                row_squares += w * w
+                acc += delta[j] * w
+                G[i, j] = (p * delta[j] + a * w) / s
+        squares += float(row_squares)
+        if below:
+            delta_below[i] = acc
+    return squares
+
+
+@njit(**_PARALLEL)
+def l1_gradient(params, grads, n_weights, l1, weight_sum):
+    """Add ``l1 * sign(W) / weight_sum`` to the weights' gradient; return ``sum |W|``."""
+    r = _like(params, l1 / weight_sum)
+    absolutes = 0.0
+    for i in range(n_weights):
+        w = params[i]
+        absolutes += abs(float(w))
+        if w > 0.0:
+            grads[i] += r
+        elif w < 0.0:
+            grads[i] -= r
+    return absolutes
+
+
+@njit(**_SERIAL)
+def row_gradient(
+    X, strides, Y, sw, rows, start, params, grads, icfg, fcfg, layer_int, layer_float, units, w_off, b_off,
+    a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss, training, batch, n_weights,
+):
+    """Forward, backward and the finished gradient of the single dense row ``rows[start]``.
+
+    The one-row case of :func:`batch_gradient` followed by
+    :func:`finalize_gradient`, as vector loops: products of one row are
+    matrix-vector products, the weight gradient an outer product, finished
+    (penalty, division by the weight) while it is written and fused with the
+    delta recursion. Returns (loss, weight, penalty) with the penalty already
+    divided by the weight; nothing is written when the row's weight is 0.
+    """
+    n_layers = units.shape[0] - 1
+    gather_rows(X, strides[0], strides[1], rows, start, 1, _matrix(xb, 0, 1, units[0]))
+    for layer in range(n_layers):
+        fan_in = units[layer]
+        pieces = layer_int[layer, LAYER_PIECES]
+        n_cols = units[layer + 1] * pieces
+        z_lo = z_off[layer + 1]
+        if layer == 0:
+            x = xb[:fan_in]
+        else:
+            x = acts[a_off[layer] : a_off[layer] + fan_in]
+        row_times_matrix(x, _matrix(params, w_off[layer], fan_in, n_cols), pre[z_lo : z_lo + n_cols])
+        a = _matrix(acts, a_off[layer + 1], 1, units[layer + 1])
+        bias_activation(
+            _matrix(pre, z_lo, 1, n_cols), params[b_off[layer] : b_off[layer] + n_cols], a,
+            layer_int[layer, LAYER_ACTIVATION], layer_float[layer, LAYER_SLOPE], pieces,
+        )
+        rate = layer_float[layer, LAYER_DROPOUT]
+        if training and rate > 0.0 and layer < n_layers - 1:
+            apply_dropout(a, rate, icfg[I_SEED], batch, start, layer)
+    loss_sum, weight_sum = batch_output_loss(
+        Y, sw, rows, start, 1, icfg, fcfg, layer_int, units, a_off, z_off, yb, swb, acts, deltas, row_loss
+    )
+    if weight_sum == 0.0:
+        return loss_sum, weight_sum, 0.0
+    alpha = fcfg[F_ALPHA]
+    s = _like(grads, weight_sum)
+    squares = 0.0
+    for layer in range(n_layers - 1, -1, -1):
+        fan_in = units[layer]
+        n_cols = units[layer + 1] * layer_int[layer, LAYER_PIECES]
+        z_lo = z_off[layer + 1]
+        delta = deltas[z_lo : z_lo + n_cols]
+        if layer == 0:
+            prev = xb[:fan_in]
+        else:
+            prev = acts[a_off[layer] : a_off[layer] + fan_in]
+        squares += row_weight_gradient(
+            prev, delta, _matrix(params, w_off[layer], fan_in, n_cols), _matrix(grads, w_off[layer], fan_in, n_cols),
+            dact, layer > 0, alpha, weight_sum,
+        )
+        g_b = grads[b_off[layer] : b_off[layer] + n_cols]
+        if weight_sum == 1.0:
+            for j in range(n_cols):
+                g_b[j] = delta[j]
+        else:
+            for j in range(n_cols):
+                g_b[j] = delta[j] / s
+        if layer > 0:
+            below = layer - 1
+            pieces = layer_int[below, LAYER_PIECES]
+            rate = layer_float[below, LAYER_DROPOUT] if training else 0.0
+            backprop_activation(
+                _matrix(dact, 0, 1, fan_in), _matrix(pre, z_off[layer], 1, fan_in * pieces),
+                _matrix(acts, a_off[layer], 1, fan_in), _matrix(deltas, z_off[layer], 1, fan_in * pieces),
+                layer_int[below, LAYER_ACTIVATION], layer_float[below, LAYER_SLOPE], pieces,
+                rate, icfg[I_SEED], batch, start, below,
+            )
+    penalty = (0.5 * alpha) * squares
+    l1 = fcfg[F_L1]
+    if l1 != 0.0:
+        penalty += l1 * l1_gradient(params, grads, n_weights, l1, weight_sum)
+    return loss_sum, weight_sum, penalty / weight_sum
+
+
+# --------------------------------------------------------------------------
 # entry points called from Python
 # --------------------------------------------------------------------------
 @njit(**_SERIAL)
@@ -884,6 +1041,8 @@ def train_epoch(
     part_loss = np.zeros(n_parts)
     part_weight = np.zeros(n_parts)
     slice_penalty = np.zeros(n_slices)
+    # one-row batches (online SGD) of dense X take the vector path
+    one_row = icfg[I_SPARSE] == 0 and n_slices == 1
     if n_parts > 1:
         warm_blas(pre[0])
     total = running_total
@@ -891,6 +1050,19 @@ def train_epoch(
         start = batch * batch_size
         m = min(batch_size, n - start)
         parts = min(n_parts, m)
+        if m == 1 and one_row:
+            loss_sum, weight_sum, penalty = row_gradient(
+                X, strides, Y, sw, rows, start, params, part_grads[0], icfg, fcfg, layer_int, layer_float,
+                units, w_off, b_off, a_off, z_off, xb[0], yb[0], swb[0], pre[0], acts[0], deltas[0], dact[0],
+                row_loss[0], training, counters[C_BATCH], n_weights,
+            )
+            counters[C_BATCH] += 1
+            if weight_sum == 0.0:
+                continue
+            rate = step_size(counters, icfg, fcfg)
+            update_slice(0, n_params, params, part_grads[0], state_1, state_2, icfg, fcfg, n_weights, rate)
+            total += loss_sum / weight_sum + penalty
+            continue
         if parts == 1:
             part_loss[0], part_weight[0] = batch_gradient(
                 X, strides, data, indices, indptr, Y, sw, rows, start, m, params, part_grads[0], icfg,

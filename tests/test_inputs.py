@@ -73,6 +73,34 @@ def test_sparse_classifier_equals_dense(multiclass_data, fmt, solver):
     assert_array_equal(sparse.predict(Xs), dense.predict(X))
 
 
+ONLINE_CASES = {
+    "adam-l2-l1": dict(solver="adam", alpha=1e-2, l1=1e-3),
+    "sgd-dropout-maxout": dict(solver="sgd", momentum=0.9, dropout=0.3, activation="maxout",
+                               hidden_layer_sizes=(6, 5)),
+    "rmsprop-logistic": dict(solver="rmsprop", activation="logistic", learning_rate_init=0.001),
+    "adamw-weights": dict(solver="adamw", weight_decay=0.1),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", list(ONLINE_CASES))
+def test_online_one_row_path_equals_batch_path(multiclass_data, case, dtype):
+    # batch_size=1 on dense X runs the kernels' one-row (vector) path; sparse X
+    # runs the general batch path: the same computation, so the same model
+    X, y = multiclass_data
+    X = _sparsify(X)[:60].astype(dtype)
+    y = y[:60]
+    params = dict(CLF, batch_size=1, max_iter=3)
+    params.update(ONLINE_CASES[case])
+    weights = np.random.default_rng(0).uniform(0.0, 2.0, size=len(y))
+    weights[::7] = 0.0  # rows of weight 0 make no step
+    dense = MLPClassifier(**params).fit(X, y, sample_weight=weights)
+    sparse = MLPClassifier(**params).fit(sp.csr_matrix(X), y, sample_weight=weights)
+    rtol, atol = (1e-4, 1e-6) if dtype == np.float32 else (1e-9, 1e-12)
+    assert_same_weights(sparse, dense, rtol=rtol, atol=atol)
+    assert_allclose(sparse.loss_curve_, dense.loss_curve_, rtol=rtol)
+
+
 @pytest.mark.parametrize("container", [sp.csr_matrix, sp.csr_array, sp.csc_array])
 def test_sparse_regressor_equals_dense(regression_data, container):
     X, y = regression_data

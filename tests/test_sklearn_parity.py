@@ -108,6 +108,9 @@ CLF_SGD_CASES = {
         hidden_layer_sizes=(16,), learning_rate="adaptive", learning_rate_init=0.1,
         tol=0.5, n_iter_no_change=1, max_iter=7, batch_size=100,
     ),
+    "online-nesterov": dict(
+        hidden_layer_sizes=(9,), learning_rate_init=0.01, momentum=0.9, batch_size=1, max_iter=2,
+    ),
     "no-shuffle-identity": dict(
         hidden_layer_sizes=(8,), activation="identity", shuffle=False,
         learning_rate_init=0.02, batch_size=70,
@@ -149,6 +152,11 @@ ADAM_CASES = {
     "binary-relu-auto-batch": ("binary", dict(hidden_layer_sizes=(7, 5), learning_rate_init=0.01)),
     "multilabel-relu": ("multilabel", dict(hidden_layer_sizes=(10,), learning_rate_init=0.01,
                                            batch_size=30)),
+    # online: one row per step (the kernels' one-row path)
+    "online-binary-tanh": ("binary", dict(hidden_layer_sizes=(6, 5), activation="tanh",
+                                          learning_rate_init=0.01, batch_size=1)),
+    "online-multiclass-relu": ("multiclass", dict(hidden_layer_sizes=(12,), learning_rate_init=0.01,
+                                                  batch_size=1)),
 }
 
 
