@@ -5,8 +5,12 @@ and the algorithm itself as functions: :func:`forward` and :func:`backprop`.
 """
 
 from ._functional import BackpropResult, backprop, forward, gradcheck
-from ._multilayer_perceptron import MLPClassifier, MLPRegressor
+from ._multilayer_perceptron import MLPClassifier, MLPRegressor, TrainingDiverged
+from ._persistence import load, save
 
 __version__ = "0.1.0"
 
-__all__ = ["BackpropResult", "MLPClassifier", "MLPRegressor", "backprop", "forward", "gradcheck", "__version__"]
+__all__ = [
+    "BackpropResult", "MLPClassifier", "MLPRegressor", "TrainingDiverged", "backprop", "forward", "gradcheck", "load", "save",
+    "__version__",
+]

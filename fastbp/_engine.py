@@ -149,8 +149,9 @@ class Workspace:
     kernels use. ``grads`` (part 0's gradient) receives the summed gradient.
     """
 
-    def __init__(self, network, rows, dtype, dense_input, parts=1):
+    def __init__(self, network, rows, dtype, dense_input, parts=1, backward=True):
         rows = max(int(rows), 1)
+        back = rows if backward else 0  # forward-only use (predict) needs no deltas
         self.rows = rows
         self.parts = parts
         self.a_off = (network._a_units * rows).astype(np.int64)
@@ -159,12 +160,12 @@ class Workspace:
         sizes = {
             "acts": int(network.units[1:].sum()) * rows,
             "pre": int(network.cols.sum()) * rows,
-            "deltas": int(network.cols.sum()) * rows,
-            "dact": int(network.units.max()) * rows,
+            "deltas": int(network.cols.sum()) * back,
+            "dact": int(network.units.max()) * back,
             "xb": rows * n_features if dense_input else 0,
             "yb": rows * n_out,
             "swb": rows,
-            "grads": int(network.n_params),
+            "grads": int(network.n_params) if backward else 0,
         }
         for name, size in sizes.items():
             stacked = np.empty((parts, size), dtype=dtype)
@@ -389,7 +390,7 @@ def predict_output(network, flat, X, n_jobs=None):
     data = InputData(X, flat.dtype)
     n = data.n_samples
     chunk = min(max(n, 1), CHUNK_ROWS)
-    ws = Workspace(network, chunk, flat.dtype, not data.is_sparse)
+    ws = Workspace(network, chunk, flat.dtype, not data.is_sparse, backward=False)
     out = np.empty((n, int(network.units[-1])), dtype=flat.dtype)
     rows = np.arange(n, dtype=np.int64)
     with compute_context(n_jobs):
@@ -511,6 +512,15 @@ class Trainer:
             *net.offsets(ws), ws.xb, ws.yb, ws.swb, ws.pre, ws.acts, ws.deltas, ws.row_loss,
         )
         return loss_sum / weight_sum
+
+    def gives_finite_loss(self, rows):
+        """A test of parameter vectors: is the mean loss over ``rows`` finite?"""
+
+        def is_finite(flat):
+            with np.errstate(all="ignore"):
+                return bool(np.isfinite(flat).all() and np.isfinite(self.dataset_loss(flat, rows)))
+
+        return is_finite
 
     def jacobian(self, flat, rows, row_scale, out):
         """Jacobian of the outputs (rows i * n_out + k) times ``row_scale[i]``, into ``out``."""

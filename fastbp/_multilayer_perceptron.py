@@ -9,6 +9,7 @@ early-stopping split, each epoch's shuffle) are made with NumPy's
 same weights as scikit-learn's MLP.
 """
 
+import math
 import time
 import warnings
 from numbers import Integral, Real
@@ -42,6 +43,93 @@ from ._optimizers import (
     check_lm_memory,
     lm_step,
 )
+
+class TrainingDiverged(ValueError):
+    """Training produced a non-finite loss or weights (learning rate too large,
+    unscaled inputs). The estimator keeps the weights of the last iteration
+    whose loss and weights were finite, and stays usable."""
+
+    _fastbp_state_kept = True
+
+
+def _divergence_message(estimator, loss, failed, restored):
+    what = "loss" if not np.isfinite(loss) else "weights"
+    rate = ""
+    if estimator.solver not in ("lbfgs", "lm", "rprop"):
+        rate = f"lower learning_rate_init (now {estimator.learning_rate_init!r}), "
+    if restored is None:
+        where = "the best point evaluated"
+    else:
+        where = f"after iteration {restored}" if restored else "from before this call's first iteration"
+    return (
+        f"Training diverged: the {what} became non-finite ({loss!r}) in iteration {failed}. "
+        f"The estimator keeps the last weights that give a finite loss ({where}) and stays usable. "
+        f"To fix it, {rate}scale the inputs (for instance with sklearn.preprocessing.StandardScaler), "
+        "or increase alpha."
+    )
+
+
+class _LastFinite:
+    """Recent states of an iterative fit, to fall back on when it diverges.
+
+    Keeps the state at the start of the call and at the ends of the last two
+    iterations: the parameters, the optimizer's buffers and the estimator's
+    counters and curves. On divergence, :meth:`restore` goes back to the most
+    recent of them whose weights give a finite training loss (the end of the
+    last finite iteration can already hold weights too large to use).
+    """
+
+    _SCALARS = ("n_iter_", "t_", "best_loss_", "_no_improvement_count", "best_validation_score_")
+    _CURVES = ("loss_curve_", "validation_scores_", "validation_loss_curve_")
+
+    def __init__(self, estimator, flat, optimizer):
+        self.states = [self._capture(estimator, flat, optimizer, None)]  # the call's start
+        self.recent = []
+
+    def _capture(self, estimator, flat, optimizer, reuse):
+        if reuse is None:
+            state = {"flat": flat.copy(), "optimizer": optimizer.copy()}
+        else:
+            state = reuse
+            state["flat"][:] = flat
+            for name in ("state_1", "state_2", "counters"):
+                getattr(state["optimizer"], name)[:] = getattr(optimizer, name)
+        state["optimizer"].__dict__.update(
+            {k: v for k, v in optimizer.__dict__.items() if k not in ("state_1", "state_2", "counters")}
+        )
+        state["scalars"] = {name: getattr(estimator, name, None) for name in self._SCALARS}
+        state["curves"] = {
+            name: None if getattr(estimator, name, None) is None else len(getattr(estimator, name))
+            for name in self._CURVES
+        }
+        return state
+
+    def save(self, estimator, flat, optimizer):
+        """Record the end of an iteration (reusing the older record's buffers)."""
+        reuse = self.recent.pop(0) if len(self.recent) == 2 else None
+        self.recent.append(self._capture(estimator, flat, optimizer, reuse))
+
+    def restore(self, estimator, flat, optimizer, is_finite):
+        """Go back to the latest state whose parameters pass ``is_finite(flat)``;
+        return its iteration count."""
+        for state in reversed(self.states + self.recent):
+            flat[:] = state["flat"]
+            if state is self.states[0] or is_finite(flat):
+                break
+        for name in ("state_1", "state_2", "counters"):
+            getattr(optimizer, name)[:] = getattr(state["optimizer"], name)
+        optimizer.__dict__.update(
+            {k: v for k, v in state["optimizer"].__dict__.items() if k not in ("state_1", "state_2", "counters")}
+        )
+        for name, value in state["scalars"].items():
+            if hasattr(estimator, name):
+                setattr(estimator, name, value)
+        for name, length in state["curves"].items():
+            curve = getattr(estimator, name, None)
+            if curve is not None and length is not None:
+                del curve[length:]
+        return estimator.n_iter_
+
 
 try:  # scikit-learn's callback API (1.9 and later)
     from sklearn.callback import CallbackSupportMixin, with_callbacks
@@ -331,14 +419,33 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
     # fitting
     # ------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None, sample_weight_val=None):
-        """Fit, or continue fitting; on any error the estimator is left as it was."""
-        snapshot = dict(self.__dict__)
+        """Fit, or continue fitting; on any error the estimator is left as it was.
+
+        Two exceptions leave the model at a consistent later state instead (see
+        :class:`TrainingDiverged` and Ctrl-C in the class docstring): they carry
+        ``_fastbp_state_kept``.
+        """
+        snapshot = self._snapshot()
         try:
             return self._fit_unprotected(X, y, sample_weight, incremental, X_val, y_val, sample_weight_val)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(snapshot)
+        except BaseException as error:
+            if not getattr(error, "_fastbp_state_kept", False):
+                self._restore(snapshot)
             raise
+
+    def _snapshot(self):
+        """What :meth:`_restore` needs to undo a call: the attributes, the lists the
+        fit appends to (copied), and the state of a RandomState given as random_state."""
+        attributes = {key: list(value) if isinstance(value, list) else value for key, value in self.__dict__.items()}
+        rng = self.random_state if isinstance(self.random_state, np.random.RandomState) else None
+        return attributes, rng, None if rng is None else rng.get_state()
+
+    def _restore(self, snapshot):
+        attributes, rng, rng_state = snapshot
+        self.__dict__.clear()
+        self.__dict__.update(attributes)
+        if rng is not None:
+            rng.set_state(rng_state)
 
     def _fit_unprotected(self, X, y, sample_weight, incremental, X_val, y_val, sample_weight_val):
         start_time = time.perf_counter()
@@ -401,7 +508,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             if callback_ctx is not None:
                 callback_ctx.end()
 
-        if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
+        if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):  # pragma: no cover
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may"
                 " contain large values and need to be preprocessed."
@@ -469,11 +576,13 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
         def callback(intermediate_result):
             callback.iteration += 1
+            callback.x, callback.fun = intermediate_result.x, intermediate_result.fun
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (callback.iteration, intermediate_result.fun))
 
         callback.iteration = 0
         x0 = flat.astype(np.float64)
+        callback.x, callback.fun = x0, np.nan
         try:
             opt_res = scipy.optimize.minimize(
                 loss_grad,
@@ -497,9 +606,24 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 flat[:] = best["x"]
                 self.loss_ = best["loss"]
             return
+        except KeyboardInterrupt as error:
+            # Ctrl-C: keep the last accepted iterate, let the exception go on
+            flat[:] = callback.x
+            self.n_iter_ = callback.iteration
+            self.loss_ = callback.fun
+            error._fastbp_state_kept = True
+            raise
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
         flat[:] = opt_res.x
+        if not (np.isfinite(opt_res.fun) and np.isfinite(flat).all()):
+            # the best finite point evaluated, or the start when there was none
+            flat[:] = x0 if best["x"] is None else best["x"]
+            self.loss_ = np.nan if best["x"] is None else best["loss"]
+            restored = 0 if best["x"] is None else None
+            error = TrainingDiverged(_divergence_message(self, opt_res.fun, self.n_iter_ + 1, restored))
+            error._fastbp_state_kept = True
+            raise error
 
     # --- every other solver: one iteration (epoch) at a time -----------------
     def _split_validation(self, X, y, sample_weight, dtype, network):
@@ -588,8 +712,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         trainer = self._trainer(network, data, y, sample_weight, dtype, seed, batch_size, parts)
         step = self._make_step(trainer, network, flat, train_rows, batch_size, optimizer, sample_weight, y)
 
+        diverged = None
         try:
             self.n_iter_ = 0
+            last_finite = _LastFinite(self, flat, optimizer)
             for _ in range(self.max_iter):
                 if callback_ctx is not None:
                     callback_ctx.begin_iteration()
@@ -597,6 +723,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                     loss, n_seen, timed_out, converged = step(deadline)
                 except _engine.TimeUp:  # a full-batch pass abandoned: the last iterate stands
                     self._warn_max_time()
+                    break
+                if not (np.isfinite(loss) and np.isfinite(flat).all()):
+                    failed = self.n_iter_ + 1
+                    restored = last_finite.restore(self, flat, optimizer, trainer.gives_finite_loss(train_rows))
+                    diverged = _divergence_message(self, loss, failed, restored)
                     break
                 self.n_iter_ += 1
                 self.loss_ = loss
@@ -607,6 +738,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
                 self._update_no_improvement_count(early_stopping, validation, flat)
                 optimizer.iteration_ends(self.t_)
+                last_finite.save(self, flat, optimizer)
 
                 if callback_ctx is not None and callback_ctx.end_iteration():
                     break
@@ -640,13 +772,22 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                         % (kind, self.max_iter),
                         ConvergenceWarning,
                     )
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
+        except KeyboardInterrupt as error:
+            # Ctrl-C: the model keeps the last completed step (the kernels return
+            # to Python every EPOCH_CALL_SECONDS or so) and the exception goes on
+            if not np.isfinite(flat).all():
+                last_finite.restore(self, flat, optimizer, trainer.gives_finite_loss(train_rows))
+            else:
+                self.t_ += getattr(step, "samples_done", 0)
+            error._fastbp_state_kept = True
+            raise
 
         if early_stopping:
             # restore the best weights
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+        if diverged is not None:
+            raise TrainingDiverged(diverged)
 
     def _warn_max_time(self):
         warnings.warn(
@@ -673,6 +814,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                     rows = train_rows
                 learning_rate = optimizer.epoch_learning_rate(self.n_iter_)
                 total, batch, timed_out = 0.0, 0, False
+                stochastic_epoch.samples_done = 0
                 while batch < n_batches:
                     # Python regains control every EPOCH_CALL_SECONDS or so: max_time
                     # and Ctrl-C are honoured inside long epochs.
@@ -686,6 +828,9 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                     per_batch = elapsed / (stop - batch)
                     state["chunk"] = int(max(1, min(n_batches, EPOCH_CALL_SECONDS / per_batch)))
                     batch = stop
+                    stochastic_epoch.samples_done = min(batch * batch_size, n_samples)
+                    if not math.isfinite(total):  # diverged: no point in going on
+                        break
                     if deadline is not None and time.perf_counter() >= deadline:
                         timed_out = True
                         break

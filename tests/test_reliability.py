@@ -1,0 +1,333 @@
+"""Reliability: a failed call changes nothing, divergence keeps a usable model,
+Ctrl-C keeps the last completed step and propagates, concurrent predictions,
+determinism, memory-mapped input."""
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import tracemalloc
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+import fastbp
+from fastbp import MLPClassifier, MLPRegressor, _engine
+from fastbp import TrainingDiverged
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def _data(n=120, d=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = rng.integers(0, classes, n)
+    return X, y
+
+
+def assert_same_state(before, after, path="estimator"):
+    """Recursive equality of two estimator states (``__dict__`` deep copies)."""
+    if isinstance(before, dict):
+        assert isinstance(after, dict), path
+        assert list(before) == list(after), f"{path}: keys {sorted(set(before) ^ set(after))}"
+        for key in before:
+            assert_same_state(before[key], after[key], f"{path}.{key}")
+    elif isinstance(before, (list, tuple)):
+        assert type(before) is type(after) and len(before) == len(after), path
+        for i, (a, b) in enumerate(zip(before, after)):
+            assert_same_state(a, b, f"{path}[{i}]")
+    elif isinstance(before, np.ndarray):
+        assert isinstance(after, np.ndarray) and before.dtype == after.dtype, path
+        assert_array_equal(before, after, err_msg=path)
+    elif isinstance(before, np.random.RandomState):
+        assert_same_state(before.get_state(legacy=False), after.get_state(legacy=False), path)
+    elif hasattr(before, "__dict__") and not isinstance(before, type):
+        assert type(before) is type(after), path
+        assert_same_state(vars(before), vars(after), path)
+    elif isinstance(before, float) and np.isnan(before):
+        assert np.isnan(after), path
+    else:
+        assert before == after, path
+
+
+def _state(est):
+    return copy.deepcopy(est.__dict__)
+
+
+def _fitted(solver="adam", **params):
+    X, y = _data()
+    base = dict(hidden_layer_sizes=(7,), solver=solver, max_iter=5, random_state=0, learning_rate_init=0.01)
+    base.update(params)
+    return MLPClassifier(**base).fit(X, y), X, y
+
+
+# --------------------------------------------------------------------------
+# a failed call leaves a fitted model exactly as it was
+# --------------------------------------------------------------------------
+BAD_CALLS = {
+    "nan-in-X": lambda est, X, y: est.partial_fit(np.where(X > 1.5, np.nan, X), y),
+    "inf-in-X": lambda est, X, y: est.fit(np.where(X > 1.5, np.inf, X), y),
+    "wrong-n-features": lambda est, X, y: est.partial_fit(X[:, :-1], y),
+    "unknown-class": lambda est, X, y: est.partial_fit(X, np.where(y == 0, 7, y)),
+    "bad-sample-weight": lambda est, X, y: est.partial_fit(X, y, sample_weight=-np.ones(len(y))),
+    "bad-param": lambda est, X, y: est.set_params(learning_rate_init=-1.0).partial_fit(X, y),
+    "changed-network": lambda est, X, y: est.set_params(warm_start=True, hidden_layer_sizes=(3,)).fit(X, y),
+    "y-length": lambda est, X, y: est.partial_fit(X, y[:-1]),
+    "validation-data": lambda est, X, y: est.fit(X, y, X_val=X[:, :2], y_val=y),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CALLS))
+def test_bad_input_leaves_fitted_model_unchanged(case):
+    est, X, y = _fitted()
+    before = _state(est)
+    with pytest.raises((ValueError, TypeError)):
+        BAD_CALLS[case](est, X, y)
+    state = _state(est)
+    # set_params changed a parameter on purpose: compare the fitted state only
+    for name in ("learning_rate_init", "warm_start", "hidden_layer_sizes"):
+        state[name] = before[name]
+    assert_same_state(before, state)
+
+
+@pytest.mark.parametrize("method", ["fit-warm", "partial_fit", "fit-cold"])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "rprop"])
+def test_failure_during_training_leaves_model_unchanged(monkeypatch, method, solver):
+    if method == "partial_fit" and solver == "rprop":
+        pytest.skip("full-batch solvers have no partial_fit")
+    est, X, y = _fitted(solver=solver, random_state=np.random.RandomState(3))
+    before = _state(est)
+    calls = {"n": 0}
+    name = "train_epoch" if solver != "rprop" else "loss_and_gradient"
+    original = getattr(_engine.Trainer, name)
+
+    def failing(self, *args, **kwargs):
+        calls["n"] += 1
+        result = original(self, *args, **kwargs)
+        if calls["n"] == 2:
+            raise RuntimeError("injected failure")
+        return result
+
+    monkeypatch.setattr(_engine.Trainer, name, failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        if method == "partial_fit":
+            est.set_params(max_iter=5)
+            est.partial_fit(X, y)
+            est.partial_fit(X, y)
+        else:
+            est.set_params(warm_start=method == "fit-warm")
+            est.fit(X, y)
+    if method == "partial_fit":
+        # the first partial_fit succeeded: compare against a model given the same one call
+        monkeypatch.setattr(_engine.Trainer, name, original)
+        reference, _, _ = _fitted(solver=solver, random_state=np.random.RandomState(3))
+        reference.set_params(max_iter=5)
+        reference.partial_fit(X, y)
+        before = _state(reference)
+    state = _state(est)
+    state["warm_start"] = before["warm_start"]
+    assert_same_state(before, state)
+    assert est.predict(X).shape == y.shape
+
+
+# --------------------------------------------------------------------------
+# numerical blow-up
+# --------------------------------------------------------------------------
+def _regression(scale=100.0):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5)) * scale
+    return X, X @ rng.standard_normal(5)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "rmsprop", "adagrad"])
+def test_divergence_keeps_last_finite_weights(solver):
+    X, y = _regression(1e3)
+    X, y = X.astype(np.float32), y.astype(np.float32)  # float32 overflows sooner
+    est = MLPRegressor(hidden_layer_sizes=(8,), solver=solver, learning_rate_init=1e12, max_iter=50,
+                       random_state=0, momentum=0.9)
+    with pytest.raises(ValueError, match="diverged.*learning_rate_init.*StandardScaler") as info:
+        est.fit(X, y)
+    assert isinstance(info.value, TrainingDiverged)
+    assert all(np.isfinite(w).all() for w in est.coefs_ + est.intercepts_)
+    assert np.isfinite(est.predict(X)).all()
+    assert len(est.loss_curve_) == est.n_iter_ and np.isfinite(est.loss_curve_).all()
+    assert np.isfinite(est.score(X, y))
+    # still usable: training goes on with a small enough learning rate
+    est.set_params(learning_rate_init=1e-12, max_iter=2, warm_start=True)
+    est.fit(X, y)
+    assert np.isfinite(est.predict(X)).all()
+
+
+def test_divergence_in_first_iteration_of_warm_start_keeps_the_fitted_weights():
+    X, y = _regression(1.0)
+    est = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=1e-3, max_iter=3,
+                       random_state=0).fit(X, y)
+    coefs = [c.copy() for c in est.coefs_]
+    est.set_params(warm_start=True, learning_rate_init=1e12)
+    with pytest.raises(TrainingDiverged, match="before this call"):
+        est.fit(X * 1e200, y)
+    for a, b in zip(coefs, est.coefs_):
+        assert_array_equal(a, b)
+
+
+def test_divergence_lbfgs_restores_a_finite_point():
+    X, y = _regression(1e150)
+    est = MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=20, random_state=0)
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        est.fit(X, y)
+    assert all(np.isfinite(w).all() for w in est.coefs_ + est.intercepts_)
+    assert est.predict(X[:5] / 1e150).shape == (5,)
+
+
+# --------------------------------------------------------------------------
+# Ctrl-C
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("solver", ["adam", "sgd", "rprop", "lbfgs"])
+def test_keyboard_interrupt_propagates_and_keeps_last_step(monkeypatch, solver):
+    X, y = _data(n=300)
+    est = MLPClassifier(hidden_layer_sizes=(7,), solver=solver, max_iter=50, random_state=0,
+                        learning_rate_init=0.01, batch_size=20)
+    name = "train_epoch" if solver in ("adam", "sgd") else "loss_and_gradient"
+    original = getattr(_engine.Trainer, name)
+    calls = {"n": 0}
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        result = original(self, *args, **kwargs)
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(_engine.Trainer, name, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X, y)
+    monkeypatch.setattr(_engine.Trainer, name, original)
+    # the steps taken so far are kept, and the model works
+    assert est.n_iter_ >= 1 if solver != "lbfgs" else est.n_iter_ >= 0
+    assert all(np.isfinite(w).all() for w in est.coefs_ + est.intercepts_)
+    assert est.predict(X).shape == y.shape
+    fresh = MLPClassifier(**{**est.get_params(), "max_iter": 1}).fit(X, y)
+    assert any(not np.array_equal(a, b) for a, b in zip(est.coefs_, fresh.coefs_)) or solver == "lbfgs"
+    if solver in ("adam", "sgd"):
+        assert len(est.loss_curve_) == est.n_iter_
+        est.partial_fit(X, y)  # and training continues
+
+
+SIGINT_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, numpy as np, fastbp
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60000, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 60000)
+    solver = sys.argv[1]
+    params = dict(hidden_layer_sizes=(256, 256), solver=solver, batch_size=64, random_state=0,
+                  max_iter=10000, tol=0.0, n_iter_no_change=10**6)
+    fastbp.MLPClassifier(**{**params, "max_iter": 1}).fit(X[:200], y[:200])  # compile first
+    est = fastbp.MLPClassifier(**params)
+    print("READY", flush=True)
+    try:
+        est.fit(X, y)
+    except KeyboardInterrupt:
+        caught = time.time()
+        ok = all(np.isfinite(w).all() for w in est.coefs_) and est.predict(X[:10]).shape == (10,)
+        print("CAUGHT %.6f %s" % (caught, ok), flush=True)
+        raise
+    print("FINISHED", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_sigint_during_long_fit(tmp_path, solver):
+    script = tmp_path / "long_fit.py"
+    script.write_text(SIGINT_SCRIPT)
+    env = dict(os.environ)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), solver], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "READY", line + proc.stderr.read()
+        time.sleep(1.5)  # well inside the fit's compiled epochs
+        sent = time.time()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "CAUGHT" in out, out + err
+    caught, ok = out.split("CAUGHT")[1].split()[:2]
+    assert ok == "True"
+    # honoured within about a second (generous: the machine may be busy)
+    assert float(caught) - sent < 3.0
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+
+
+# --------------------------------------------------------------------------
+# threads and determinism
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("n_jobs", [1, 2, None])
+def test_concurrent_predict_matches_serial(n_jobs):
+    X, y = _data(n=3000, d=20, classes=4)
+    est = MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=3, random_state=0, n_jobs=n_jobs).fit(X, y)
+    proba, labels = est.predict_proba(X), est.predict(X)
+    barrier = threading.Barrier(8)
+
+    def work(i):
+        barrier.wait()
+        rows = slice(None) if i % 2 else slice(i * 100, i * 100 + 700)
+        return rows, est.predict_proba(X[rows]), est.predict(X[rows])
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(8)))
+    for rows, p, lab in results:
+        assert_array_equal(p, proba[rows])
+        assert_array_equal(lab, labels[rows])
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_same_seed_and_n_jobs_give_identical_bits(n_jobs, solver):
+    X, y = _data(n=400, d=10)
+    params = dict(hidden_layer_sizes=(16, 8), solver=solver, max_iter=4, random_state=5, n_jobs=n_jobs,
+                  batch_size=32, dropout=0.2 if solver != "lbfgs" else 0.0)
+    a = MLPClassifier(**params).fit(X, y)
+    b = MLPClassifier(**params).fit(X, y)
+    for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert_array_equal(wa, wb)
+
+
+# --------------------------------------------------------------------------
+# memory-mapped X
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_memmap_is_read_in_place(tmp_path, dtype):
+    rng = np.random.default_rng(0)
+    n, d = 40000, 50
+    path = tmp_path / "X.dat"
+    X = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n, d))
+    X[:] = rng.standard_normal((n, d))
+    X.flush()
+    y = rng.integers(0, 3, n)
+    del X
+    X = np.load(path, mmap_mode="r")
+    params = dict(hidden_layer_sizes=(8,), max_iter=2, random_state=0, batch_size=256)
+    MLPClassifier(**params).fit(X[:300], y[:300]).predict_proba(X[:10])  # compile outside the measurement
+    tracemalloc.start()
+    est = MLPClassifier(**params).fit(X, y)
+    proba = est.predict_proba(X)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # no copy of X: far less than X itself (the outputs, n x 3, are allowed)
+    assert peak < 0.25 * X.nbytes + proba.nbytes * 3
+    in_memory = MLPClassifier(**params).fit(np.array(X), y)
+    for a, b in zip(est.coefs_, in_memory.coefs_):
+        assert_array_equal(a, b)
