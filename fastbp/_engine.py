@@ -465,8 +465,14 @@ class Trainer:
         """
         self.fcfg[F_LEARNING_RATE] = learning_rate
         net, ws = self.network, self.ws
+        if self.parts > 1:
+            kernel = _kernels.train_epoch_parts
+        elif int(batch_size) == 1 and not self.X.is_sparse and net.n_params <= PARAM_SLICE:
+            kernel = _kernels.train_epoch_rows
+        else:
+            kernel = _kernels.train_epoch
         with _parallel_launch(self.parts > 1 or net.n_params > PARAM_SLICE):
-            return _kernels.train_epoch(
+            return kernel(
                 *self.X.arrays(), self.Y, self.sw, rows, int(batch_size), int(first_batch), int(stop_batch),
                 flat, ws.grads_parts, state_1, state_2, counters, self.icfg, self.fcfg, *net.tables(),
                 int(net.n_weights), *net.offsets(ws), *ws.part_buffers(), float(running_total),

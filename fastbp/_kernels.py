@@ -1002,79 +1002,115 @@ def parallel_finish_update(
 
 
 @njit(**_SERIAL)
+def finish_and_step(
+    params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, counters, icfg, fcfg,
+    slice_penalty,
+):
+    """Finish a batch's gradient (parts summed in order) and take the solver's step;
+    return the penalty (not yet divided by the weight sum).
+
+    Each slice of PARAM_SLICE parameters is finished and stepped on while it is
+    in cache, the slices in parallel when there are several.
+    """
+    n_params = params.shape[0]
+    n_slices = slice_penalty.shape[0]
+    rate = step_size(counters, icfg, fcfg)
+    if n_slices == 1:
+        slice_penalty[0] = finish_slice(0, n_params, params, part_grads, parts, n_weights, alpha, l1, weight_sum)
+        update_slice(0, n_params, params, part_grads[0], state_1, state_2, icfg, fcfg, n_weights, rate)
+    else:
+        parallel_finish_update(
+            n_slices, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg,
+            fcfg, rate, slice_penalty,
+        )
+    penalty = 0.0
+    for k in range(n_slices):
+        penalty += slice_penalty[k]
+    return penalty
+
+
+# The epoch comes in three entry points, so that a fit compiles only the one it
+# runs (a first fit with an empty cache compiles for seconds per entry point):
+# train_epoch (one thread's batches), train_epoch_parts (each batch split over
+# the threads) and train_epoch_rows (online SGD, one dense row per step).
+# They share this contract:
+#
+# Mini-batches ``first_batch`` .. ``stop_batch - 1`` of one epoch, compiled.
+#
+# Batch ``k`` holds rows ``rows[k*batch_size : (k+1)*batch_size]`` (the last
+# one may be short, as scikit-learn's ``gen_batches``). Each batch: forward,
+# backward, gradient of the mean loss plus the penalties, optimizer step.
+# ``state_1``/``state_2`` are the optimizer's buffers (SGD's velocity, Adam's
+# moments, RMSProp's / Adagrad's squares); ``counters`` Adam's step and the
+# dropout batch counter (dropout masks depend on a row's position in the
+# batch, not on the threads). The workspaces come in parts, one row per
+# thread (``xb``, ``acts``, ..., ``part_grads`` are 2-D).
+#
+# Returns ``running_total`` plus the sum over these batches of
+# ``batch_loss * batch_rows`` (added in batch order, so an epoch run in several
+# calls sums exactly as in one). A batch whose weights are all 0 makes no step.
+
+
+@njit(**_SERIAL)
 def train_epoch(
     X, strides, data, indices, indptr, Y, sw, rows, batch_size, first_batch, stop_batch,
     params, part_grads, state_1, state_2, counters, icfg, fcfg, layer_int, layer_float, n_weights,
     units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss, running_total,
 ):
-    """Mini-batches ``first_batch`` .. ``stop_batch - 1`` of one epoch, compiled.
+    """One thread's mini-batches of an epoch (the contract above)."""
+    n = rows.shape[0]
+    n_slices = (params.shape[0] + PARAM_SLICE - 1) // PARAM_SLICE
+    training = icfg[I_DROPOUT] != 0
+    slice_penalty = np.zeros(n_slices)
+    total = running_total
+    for batch in range(first_batch, stop_batch):
+        start = batch * batch_size
+        m = min(batch_size, n - start)
+        loss_sum, weight_sum = batch_gradient(
+            X, strides, data, indices, indptr, Y, sw, rows, start, m, params, part_grads[0], icfg,
+            fcfg, layer_int, layer_float, units, w_off, b_off, a_off, z_off, xb[0], yb[0], swb[0],
+            pre[0], acts[0], deltas[0], dact[0], row_loss[0], False, training, counters[C_BATCH],
+        )
+        counters[C_BATCH] += 1
+        if weight_sum == 0.0:
+            continue
+        penalty = finish_and_step(
+            params, part_grads, 1, n_weights, fcfg[F_ALPHA], fcfg[F_L1], weight_sum, state_1, state_2, counters,
+            icfg, fcfg, slice_penalty,
+        )
+        total += (loss_sum / weight_sum + penalty / weight_sum) * m
+    return total
 
-    Batch ``k`` holds rows ``rows[k*batch_size : (k+1)*batch_size]`` (the last
-    one may be short, as scikit-learn's ``gen_batches``). Each batch: forward,
-    backward, gradient of the mean loss plus the penalties, optimizer step.
 
-    The workspaces come in parts, one row per thread (``xb``, ``acts``, ...,
-    ``part_grads`` are 2-D). With several parts a batch is split into as many
-    contiguous row blocks, each block's forward and backward run on its own
-    thread with single-threaded BLAS (:func:`parts_gradient`), and the blocks'
-    gradients are added in block order. The gradient's finishing and the
-    optimizer step run over fixed slices of PARAM_SLICE parameters, in parallel
-    when there are several. So the result depends on the number of parts, never
-    on timing. With one part this is plain mini-batch backpropagation into
-    ``part_grads[0]``, with no parallel launch.
-    ``state_1``/``state_2`` are the optimizer's buffers (SGD's velocity, Adam's
-    moments, RMSProp's / Adagrad's squares); ``counters`` Adam's step and the
-    dropout batch counter (dropout masks depend on a row's position in the
-    batch, not on the parts).
-
-    Returns ``running_total`` plus the sum over these batches of
-    ``batch_loss * batch_rows`` (added in batch order, so an epoch run in several
-    calls sums exactly as in one).
-    """
+@njit(**_SERIAL)
+def train_epoch_parts(
+    X, strides, data, indices, indptr, Y, sw, rows, batch_size, first_batch, stop_batch,
+    params, part_grads, state_1, state_2, counters, icfg, fcfg, layer_int, layer_float, n_weights,
+    units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss, running_total,
+):
+    """Mini-batches split over the threads (the contract above)."""
+    # A batch is split into as many contiguous row blocks as there are parts,
+    # each block's forward and backward run on its own thread with
+    # single-threaded BLAS (parts_gradient), and the blocks' gradients are added
+    # in block order: the result depends on the number of parts, never on timing.
     n = rows.shape[0]
     n_parts = part_grads.shape[0]
-    n_params = params.shape[0]
-    n_slices = (n_params + PARAM_SLICE - 1) // PARAM_SLICE
+    n_slices = (params.shape[0] + PARAM_SLICE - 1) // PARAM_SLICE
     training = icfg[I_DROPOUT] != 0
-    alpha = fcfg[F_ALPHA]
-    l1 = fcfg[F_L1]
     part_loss = np.zeros(n_parts)
     part_weight = np.zeros(n_parts)
     slice_penalty = np.zeros(n_slices)
-    # one-row batches (online SGD) of dense X take the vector path
-    one_row = icfg[I_SPARSE] == 0 and n_slices == 1
-    if n_parts > 1:
-        warm_blas(pre[0])
+    warm_blas(pre[0])
     total = running_total
     for batch in range(first_batch, stop_batch):
         start = batch * batch_size
         m = min(batch_size, n - start)
         parts = min(n_parts, m)
-        if m == 1 and one_row:
-            loss_sum, weight_sum, penalty = row_gradient(
-                X, strides, Y, sw, rows, start, params, part_grads[0], icfg, fcfg, layer_int, layer_float,
-                units, w_off, b_off, a_off, z_off, xb[0], yb[0], swb[0], pre[0], acts[0], deltas[0], dact[0],
-                row_loss[0], training, counters[C_BATCH], n_weights,
-            )
-            counters[C_BATCH] += 1
-            if weight_sum == 0.0:
-                continue
-            rate = step_size(counters, icfg, fcfg)
-            update_slice(0, n_params, params, part_grads[0], state_1, state_2, icfg, fcfg, n_weights, rate)
-            total += loss_sum / weight_sum + penalty
-            continue
-        if parts == 1:
-            part_loss[0], part_weight[0] = batch_gradient(
-                X, strides, data, indices, indptr, Y, sw, rows, start, m, params, part_grads[0], icfg,
-                fcfg, layer_int, layer_float, units, w_off, b_off, a_off, z_off, xb[0], yb[0], swb[0],
-                pre[0], acts[0], deltas[0], dact[0], row_loss[0], False, training, counters[C_BATCH],
-            )
-        else:
-            parts_gradient(
-                X, strides, data, indices, indptr, Y, sw, rows, start, m, parts, params, part_grads, icfg, fcfg,
-                layer_int, layer_float, units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact,
-                row_loss, training, counters[C_BATCH], part_loss, part_weight,
-            )
+        parts_gradient(
+            X, strides, data, indices, indptr, Y, sw, rows, start, m, parts, params, part_grads, icfg, fcfg,
+            layer_int, layer_float, units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact,
+            row_loss, training, counters[C_BATCH], part_loss, part_weight,
+        )
         counters[C_BATCH] += 1
         loss_sum = 0.0
         weight_sum = 0.0
@@ -1082,22 +1118,40 @@ def train_epoch(
             loss_sum += part_loss[part]
             weight_sum += part_weight[part]
         if weight_sum == 0.0:
-            # every sample of this batch has weight 0: no information, no step
             continue
-        # finish each slice of the gradient and step on it while it is in cache
-        rate = step_size(counters, icfg, fcfg)
-        if n_slices == 1:
-            slice_penalty[0] = finish_slice(0, n_params, params, part_grads, parts, n_weights, alpha, l1, weight_sum)
-            update_slice(0, n_params, params, part_grads[0], state_1, state_2, icfg, fcfg, n_weights, rate)
-        else:
-            parallel_finish_update(
-                n_slices, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg,
-                fcfg, rate, slice_penalty,
-            )
-        penalty = 0.0
-        for k in range(n_slices):
-            penalty += slice_penalty[k]
+        penalty = finish_and_step(
+            params, part_grads, parts, n_weights, fcfg[F_ALPHA], fcfg[F_L1], weight_sum, state_1, state_2,
+            counters, icfg, fcfg, slice_penalty,
+        )
         total += (loss_sum / weight_sum + penalty / weight_sum) * m
+    return total
+
+
+@njit(**_SERIAL)
+def train_epoch_rows(
+    X, strides, data, indices, indptr, Y, sw, rows, batch_size, first_batch, stop_batch,
+    params, part_grads, state_1, state_2, counters, icfg, fcfg, layer_int, layer_float, n_weights,
+    units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss, running_total,
+):
+    """Online SGD, one dense row per step (the contract above)."""
+    # Online SGD on dense X with at most PARAM_SLICE parameters: batch_size is 1,
+    # each step runs the vector path of row_gradient.
+    n_params = params.shape[0]
+    training = icfg[I_DROPOUT] != 0
+    grads = part_grads[0]
+    total = running_total
+    for start in range(first_batch, stop_batch):
+        loss_sum, weight_sum, penalty = row_gradient(
+            X, strides, Y, sw, rows, start, params, grads, icfg, fcfg, layer_int, layer_float,
+            units, w_off, b_off, a_off, z_off, xb[0], yb[0], swb[0], pre[0], acts[0], deltas[0], dact[0],
+            row_loss[0], training, counters[C_BATCH], n_weights,
+        )
+        counters[C_BATCH] += 1
+        if weight_sum == 0.0:
+            continue
+        rate = step_size(counters, icfg, fcfg)
+        update_slice(0, n_params, params, grads, state_1, state_2, icfg, fcfg, n_weights, rate)
+        total += loss_sum / weight_sum + penalty
     return total
 
 
