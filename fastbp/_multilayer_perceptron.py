@@ -29,7 +29,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _engine, _kernels
+from . import _dask, _engine, _kernels
 from ._codes import FULL_BATCH_SOLVERS, HIDDEN_ACTIVATIONS, LOSS_PAIRS, STOCHASTIC_SOLVERS
 from ._config import DATA_PARALLEL_MAX_PARAMS, DATA_PARALLEL_MIN_ROWS, EPOCH_CALL_SECONDS
 from ._functional import hidden_activation_names, make_network
@@ -449,6 +449,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
     def _fit_unprotected(self, X, y, sample_weight, incremental, X_val, y_val, sample_weight_val):
         start_time = time.perf_counter()
+        # --- dask input (issue 7): fit over the blocks where they live, see fastbp/_dask.py
+        # (dask itself is imported only for a dask collection) ---
+        if _dask.is_dask_collection(X):
+            return _dask.fit_dask(self, X, y, sample_weight, incremental, X_val, y_val, sample_weight_val, start_time)
+        # --- end of dask input ---
         hidden_layer_sizes, names, rates = self._check_params()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -563,6 +568,14 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         n = X.shape[0]
         trainer = self._trainer(network, X, y, sample_weight, dtype, 0, min(n, _engine.CHUNK_ROWS))
         rows = np.arange(n, dtype=np.int64)
+        self._run_lbfgs(trainer, rows, flat, deadline)
+
+    def _run_lbfgs(self, trainer, rows, flat, deadline):
+        """SciPy's L-BFGS-B on ``trainer.loss_and_gradient(flat, rows)``; the result lands in ``flat``.
+
+        ``trainer`` is an :class:`_engine.Trainer` or anything with its
+        ``loss_and_gradient`` and ``ws.grads`` (the dask path's block objective).
+        """
         best = {"loss": np.inf, "x": None}
 
         def loss_grad(packed):
@@ -711,11 +724,23 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         data = _engine.InputData(X, dtype)
         trainer = self._trainer(network, data, y, sample_weight, dtype, seed, batch_size, parts)
         step = self._make_step(trainer, network, flat, train_rows, batch_size, optimizer, sample_weight, y)
+        self._run_iterations(
+            trainer, step, flat, optimizer, train_rows, early_stopping, validation, incremental, deadline,
+            callback_ctx,
+        )
 
+    def _run_iterations(self, trainer, step, flat, optimizer, train_rows, early_stopping, validation, incremental,
+                        deadline, callback_ctx):
+        """The iteration loop of every solver but lbfgs: ``step(deadline)`` per iteration, then the
+        curves, stopping rules, divergence fallback and callbacks.
+
+        ``trainer`` is only asked for ``gives_finite_loss(train_rows)`` (divergence, Ctrl-C); the
+        dask path passes its block objective.
+        """
         diverged = None
+        self.n_iter_ = 0
+        last_finite = _LastFinite(self, flat, optimizer)
         try:
-            self.n_iter_ = 0
-            last_finite = _LastFinite(self, flat, optimizer)
             for _ in range(self.max_iter):
                 if callback_ctx is not None:
                     callback_ctx.begin_iteration()
