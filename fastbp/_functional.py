@@ -130,8 +130,20 @@ def _prepare(coefs, intercepts, X, activation, out_activation, negative_slope, m
     return network, flat, X, dtype
 
 
+def _check_device(device):
+    """Validate ``device``; for 'cuda' load the CUDA twin (a clear error without a GPU)."""
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}.")
+    if device == "cpu":
+        return None
+    from . import _cuda  # only for device='cuda': the CPU path never imports CUDA
+
+    _cuda.require_cuda()
+    return _cuda
+
+
 def forward(coefs, intercepts, X, activation="relu", out_activation="identity", *, negative_slope=0.01,
-            maxout_pieces=2):
+            maxout_pieces=2, device="cpu"):
     """Forward pass: every layer's activations.
 
     ``z(l) = x(l-1) @ W(l) + b(l)``, ``x(l) = phi(z(l))`` in the hidden layers,
@@ -157,13 +169,19 @@ def forward(coefs, intercepts, X, activation="relu", out_activation="identity", 
         Slope of leaky_relu for negative inputs.
     maxout_pieces : int, default=2
         Linear pieces per maxout unit.
+    device : {'cpu', 'cuda'}, default='cpu'
+        Where to compute: 'cuda' runs the CUDA kernels on an NVIDIA GPU
+        (``pip install 'fastbp[cuda]'``; a RuntimeError says what is missing).
 
     Returns
     -------
     activations : list of ndarray
         ``[X, x(1), ..., y_pred]``: ``len(coefs) + 1`` arrays.
     """
+    cuda = _check_device(device)
     network, flat, X, _ = _prepare(coefs, intercepts, X, activation, out_activation, negative_slope, maxout_pieces)
+    if cuda is not None:
+        return [X] + cuda.forward_all(network, flat, X)
     return [X] + _engine.forward_all(network, flat, X)
 
 
@@ -182,6 +200,7 @@ def backprop(
     huber_delta=1.0,
     negative_slope=0.01,
     maxout_pieces=2,
+    device="cpu",
 ):
     """Loss, gradients and deltas of a network on (X, Y) by backpropagation.
 
@@ -221,7 +240,7 @@ def backprop(
         L1 penalty on the weights.
     huber_delta : float, default=1.0
         Threshold of the Huber loss.
-    negative_slope, maxout_pieces
+    negative_slope, maxout_pieces, device
         As in :func:`forward`.
 
     Returns
@@ -229,6 +248,7 @@ def backprop(
     result : BackpropResult
         ``loss``, ``coef_grads``, ``intercept_grads``, ``deltas``, ``activations``.
     """
+    cuda = _check_device(device)
     network, flat, X, dtype = _prepare(
         coefs, intercepts, X, activation, out_activation, negative_slope, maxout_pieces
     )
@@ -259,6 +279,10 @@ def backprop(
         clip=float(np.finfo(dtype).eps),
     )
     data = _engine.InputData(X, dtype)
+    if cuda is not None:
+        loss_value, grads, deltas, outputs = cuda.backprop_all(network, flat, data, Y, sample_weight, icfg, fcfg)
+        coef_grads, intercept_grads = network.views(grads)
+        return BackpropResult(float(loss_value), coef_grads, intercept_grads, deltas, [X] + outputs)
     trainer = _engine.Trainer(network, data, Y, sample_weight, icfg, fcfg, batch_rows=n)
     rows = np.arange(n, dtype=np.int64)
     loss_value = trainer.loss_and_gradient(flat, rows, chunk=n)

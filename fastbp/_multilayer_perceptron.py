@@ -237,6 +237,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "rho": [Interval(Real, 0, 1, closed="left")],
         "n_jobs": [None, Integral],
+        "device": [StrOptions({"cpu", "cuda"})],
     }
 
     def __init__(
@@ -274,6 +275,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         weight_decay,
         rho,
         n_jobs,
+        device,
     ):
         self.activation = activation
         self.solver = solver
@@ -308,6 +310,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.rho = rho
         self.n_jobs = n_jobs
+        self.device = device
 
     # ------------------------------------------------------------------
     # parameters and network description
@@ -455,6 +458,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             return _dask.fit_dask(self, X, y, sample_weight, incremental, X_val, y_val, sample_weight_val, start_time)
         # --- end of dask input ---
         hidden_layer_sizes, names, rates = self._check_params()
+        if self.device == "cuda":
+            from . import _cuda  # only for device='cuda': the CPU path never imports CUDA
+
+            _cuda.require_cuda()
+            _cuda.check_solver(self.solver)
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
@@ -550,6 +558,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
     def _trainer(self, network, X, Y, sample_weight, dtype, seed, batch_rows, parts=1):
         data = X if isinstance(X, _engine.InputData) else _engine.InputData(X, dtype)
         icfg, fcfg = self._config(dtype, seed)
+        if self.device == "cuda":
+            from ._cuda import CudaTrainer
+
+            return CudaTrainer(network, data, Y.astype(dtype), sample_weight, icfg, fcfg, batch_rows=batch_rows)
         return _engine.Trainer(
             network, data, Y.astype(dtype), sample_weight, icfg, fcfg, batch_rows=batch_rows, parts=parts
         )
@@ -828,6 +840,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         if solver in STOCHASTIC_SOLVERS:
             n_batches = (n_samples + batch_size - 1) // batch_size
             state = {"sample_idx": np.arange(n_samples, dtype=int), "chunk": 1}
+            on_device = hasattr(trainer, "to_device")
 
             def stochastic_epoch(deadline):
                 if self.shuffle:
@@ -838,8 +851,19 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 else:
                     rows = train_rows
                 learning_rate = optimizer.epoch_learning_rate(self.n_iter_)
-                total, batch, timed_out = 0.0, 0, False
                 stochastic_epoch.samples_done = 0
+                if on_device:  # the host arrays may have changed since the last epoch (a restore)
+                    trainer.to_device(flat, optimizer.state_1, optimizer.state_2)
+                try:
+                    total, batch, timed_out = run_batches(learning_rate, rows, deadline)
+                finally:
+                    if on_device:  # the epoch's weights back to the host (also on Ctrl-C)
+                        trainer.to_host(flat, optimizer.state_1, optimizer.state_2)
+                n_seen = min(batch * batch_size, n_samples)
+                return total / n_seen, n_seen, timed_out, False
+
+            def run_batches(learning_rate, rows, deadline):
+                total, batch, timed_out = 0.0, 0, False
                 while batch < n_batches:
                     # Python regains control every EPOCH_CALL_SECONDS or so: max_time
                     # and Ctrl-C are honoured inside long epochs.
@@ -859,8 +883,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                     if deadline is not None and time.perf_counter() >= deadline:
                         timed_out = True
                         break
-                n_seen = min(batch * batch_size, n_samples)
-                return total / n_seen, n_seen, timed_out, False
+                return total, batch, timed_out
 
             return stochastic_epoch
 
@@ -995,6 +1018,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32))
         network = self._fitted_network()
         flat = network.pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype)
+        if getattr(self, "device", "cpu") == "cuda":
+            from . import _cuda
+
+            _cuda.require_cuda()
+            return _cuda.predict_output(network, flat, X)
         return _engine.predict_output(network, flat, X, n_jobs=self.n_jobs)
 
     def _score_with_function(self, X, y, sample_weight, score_function):
@@ -1119,6 +1147,13 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         give the same weights bit for bit); the full-batch solvers and predict
         give them to BLAS. None: all cores (predict then leaves the thread pools
         as they are); -1 all cores, -2 all but one.
+    device : {'cpu', 'cuda'}, default='cpu'
+        Where fit and predict run. 'cuda' runs the kernels' CUDA twins on an
+        NVIDIA GPU (``pip install 'fastbp[cuda]'``): the data, the parameters
+        and the optimizer state stay on the GPU during fit (the weights are
+        copied back once per epoch for the stopping rules), ``coefs_`` are
+        host arrays. Every solver but 'lm' runs there. Without a GPU, fit
+        raises a RuntimeError saying what is missing.
 
     Attributes
     ----------
@@ -1205,6 +1240,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         weight_decay=0.01,
         rho=0.9,
         n_jobs=None,
+        device="cpu",
     ):
         self.class_weight = class_weight
         super().__init__(
@@ -1241,6 +1277,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             weight_decay=weight_decay,
             rho=rho,
             n_jobs=n_jobs,
+            device=device,
         )
 
     _parameter_constraints: dict = {
@@ -1608,6 +1645,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         weight_decay=0.01,
         rho=0.9,
         n_jobs=None,
+        device="cpu",
     ):
         self.huber_delta = huber_delta
         super().__init__(
@@ -1644,6 +1682,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             weight_decay=weight_decay,
             rho=rho,
             n_jobs=n_jobs,
+            device=device,
         )
 
     def predict(self, X):
