@@ -17,7 +17,7 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 from numba.np.linalg import ensure_blas
 
-from ._config import SMALL_GEMM_WORK
+from ._config import FASTMATH, SMALL_GEMM_WORK
 
 _CHAR = ir.IntType(8)
 _VOID_P = ir.IntType(8).as_pointer()
@@ -107,11 +107,35 @@ def matrix_view(typingctx, buf, offset, n_rows, n_cols):
     return sig, codegen
 
 
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def row_dot(A, i, B, j, k):
+    """``A[i, :k] @ B[j, :k]`` in a fixed order: eight interleaved partial sums
+    (independent, so the loop runs at full speed without reassociation), then
+    added pairwise, then the tail."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = A.dtype.type(0.0)
+    r = 0
+    while r + 8 <= k:
+        s0 += A[i, r] * B[j, r]
+        s1 += A[i, r + 1] * B[j, r + 1]
+        s2 += A[i, r + 2] * B[j, r + 2]
+        s3 += A[i, r + 3] * B[j, r + 3]
+        s4 += A[i, r + 4] * B[j, r + 4]
+        s5 += A[i, r + 5] * B[j, r + 5]
+        s6 += A[i, r + 6] * B[j, r + 6]
+        s7 += A[i, r + 7] * B[j, r + 7]
+        r += 8
+    total = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    while r < k:
+        total += A[i, r] * B[j, r]
+        r += 1
+    return total
+
+
 _N = ord("n")
 _T = ord("t")
 
 
-@njit(cache=True, fastmath={"nsz", "contract", "reassoc"}, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _small_gemm(trans_a, alpha, A, B, trans_b, beta, C):
     """``gemm`` as plain loops, for products too small to pay for a BLAS call."""
     m, n = C.shape
@@ -137,10 +161,7 @@ def _small_gemm(trans_a, alpha, A, B, trans_b, beta, C):
     elif not trans_a and trans_b:
         for i in range(m):
             for j in range(n):
-                acc = C.dtype.type(0.0)
-                for r in range(k):
-                    acc += A[i, r] * B[j, r]
-                C[i, j] += a * acc
+                C[i, j] += a * row_dot(A, i, B, j, k)
     else:
         for i in range(m):
             for j in range(n):
@@ -162,7 +183,9 @@ def gemm(trans_a, trans_b, alpha, A, B, beta, C):
     """
     m, n = C.shape
     k = A.shape[0] if trans_a else A.shape[1]
-    if m * n * k <= SMALL_GEMM_WORK:
+    # products against B.T are dot products, summed in a fixed order by the
+    # loops without vectorizing: long ones go to BLAS
+    if m * n * k <= SMALL_GEMM_WORK and not (trans_b and k > 16):
         _small_gemm(trans_a, alpha, A, B, trans_b, beta, C)
         return
     kind = ord("s") if C.itemsize == 4 else ord("d")

@@ -1,8 +1,12 @@
 """Tunables of the compiled kernels, in one place."""
 
-# fastmath flags for the elementwise kernels. Named, never nnan/ninf: NaN and
-# infinity detection must survive (a diverging fit is reported, not hidden).
-FASTMATH = {"nsz", "contract", "reassoc"}
+# fastmath flags of the kernels. Named, never nnan/ninf: NaN and infinity
+# detection must survive (a diverging fit is reported, not hidden). Never
+# reassoc either: with it LLVM re-associates sums differently depending on
+# where a function is inlined, and a freshly compiled kernel and the same kernel
+# loaded from the cache gave results one rounding apart. Reductions are written
+# with a fixed set of interleaved partial sums instead (see _kernels.dot).
+FASTMATH = {"nsz", "contract"}
 
 # Rows per chunk when a kernel walks through a whole data set (prediction,
 # the full-batch loss and gradient of L-BFGS): bounds the workspace memory.

@@ -35,9 +35,18 @@ sample and class weights. Then:
   (each block's last batch may be short) and the shuffles stay within blocks.
   ``partial_fit`` with a dask array runs one such epoch.
 
-Not available with dask input: solver='lm' (it needs the Jacobian of all rows
-in memory) and early stopping on a split of X (pass a held-out ``X_val`` /
-``y_val`` instead, which is brought into memory).
+The classes of a classifier come from one pass over y (``da.unique``) before
+training, so ``classes=`` is not needed (``partial_fit`` asks for it on its
+first call, as in memory); ``class_weight='balanced'`` counts them in the same
+pass.
+
+Each full-batch iteration costs a round trip to the workers (some tens of
+milliseconds on a local cluster) on top of the kernels' time: worth it for data
+that does not fit one machine, not for small data.
+
+Not available with dask input: device='cuda', solver='lm' (it needs the
+Jacobian of all rows in memory) and early stopping on a split of X (pass a
+held-out ``X_val`` / ``y_val`` instead, which is brought into memory).
 """
 
 import math
@@ -107,7 +116,7 @@ def _as_dask_array(obj, name, like=None):
 
 def _check_rows(arr, name, X):
     """Known row chunks, equal to X's."""
-    if any(math.isnan(c) for c in arr.chunks[0]):
+    if any(math.isnan(c) for axis_chunks in arr.chunks for c in axis_chunks):
         raise ValueError(
             f"{name} has unknown chunk sizes (nan), as after boolean indexing or from a dask DataFrame's "
             f"values; call {name}.compute_chunk_sizes() (or DataFrame.to_dask_array(lengths=True)) first."
@@ -613,6 +622,12 @@ def fit_dask(est, X, y, sample_weight, incremental, X_val, y_val, sample_weight_
     hidden_layer_sizes, names, rates = est._check_params()
     if incremental and est.early_stopping:
         raise ValueError("partial_fit does not support early_stopping=True")
+    if getattr(est, "device", "cpu") != "cpu":
+        raise ValueError(
+            f"device={est.device!r} is not available with dask input: the blocks are trained with the CPU "
+            "kernels (on the workers for the full-batch solvers, on the client for the mini-batch ones); "
+            "use device='cpu'."
+        )
     if est.solver == "lm":
         raise ValueError(
             "solver='lm' (Levenberg-Marquardt) needs the Jacobian of all rows in memory and is not available "

@@ -455,6 +455,48 @@ def _like(arr, value):
     return arr.dtype.type(value)
 
 
+# Lanes of the fixed-order sums below: the values are read as rows of LANES,
+# lane l accumulates every LANES-th value (a vectorized loop without any
+# reassociation), then the lanes are added in order, then the tail.
+_SUM_LANES = 64
+
+
+@njit(**_PARALLEL)
+def sum_squares(values, lo, hi):
+    """``sum(values[lo:hi] ** 2)`` in float64, in a fixed order (see _SUM_LANES)."""
+    n_rows = (hi - lo) // _SUM_LANES
+    rows = _matrix(values, lo, n_rows, _SUM_LANES)
+    lanes = np.zeros(_SUM_LANES)
+    for b in range(n_rows):
+        for lane in range(_SUM_LANES):
+            v = float(rows[b, lane])
+            lanes[lane] += v * v
+    total = 0.0
+    for lane in range(_SUM_LANES):
+        total += lanes[lane]
+    for i in range(lo + n_rows * _SUM_LANES, hi):
+        v = float(values[i])
+        total += v * v
+    return total
+
+
+@njit(**_PARALLEL)
+def sum_abs(values, lo, hi):
+    """``sum(abs(values[lo:hi]))`` in float64, in the fixed order of :func:`sum_squares`."""
+    n_rows = (hi - lo) // _SUM_LANES
+    rows = _matrix(values, lo, n_rows, _SUM_LANES)
+    lanes = np.zeros(_SUM_LANES)
+    for b in range(n_rows):
+        for lane in range(_SUM_LANES):
+            lanes[lane] += abs(float(rows[b, lane]))
+    total = 0.0
+    for lane in range(_SUM_LANES):
+        total += lanes[lane]
+    for i in range(lo + n_rows * _SUM_LANES, hi):
+        total += abs(float(values[i]))
+    return total
+
+
 @njit(**_PARALLEL)
 def bias_grad(delta, grad, accumulate):
     """``grad (+)= delta.sum(axis=0)``, rows added in order (a fixed order)."""
@@ -479,24 +521,23 @@ def finalize_gradient(params, grads, n_weights, alpha, l1, scale_sum):
     n_params = params.shape[0]
     a = _like(params, alpha)
     s = _like(params, scale_sum)
-    squares = 0.0
     for i in range(n_weights):
-        w = params[i]
-        squares += float(w) * float(w)
-        grads[i] = (grads[i] + a * w) / s
-    absolutes = 0.0
+        grads[i] = (grads[i] + a * params[i]) / s
+    penalty = 0.0
+    if alpha != 0.0:
+        penalty += (0.5 * alpha) * sum_squares(params, 0, n_weights)
     if l1 != 0.0:
         r = _like(params, l1 / scale_sum)
         for i in range(n_weights):
             w = params[i]
-            absolutes += abs(float(w))
             if w > 0.0:
                 grads[i] += r
             elif w < 0.0:
                 grads[i] -= r
+        penalty += l1 * sum_abs(params, 0, n_weights)
     for i in range(n_weights, n_params):
         grads[i] = grads[i] / s
-    return (0.5 * alpha) * squares + l1 * absolutes
+    return penalty
 
 
 # --------------------------------------------------------------------------
@@ -788,36 +829,34 @@ def row_times_matrix(x, W, z):
 
 
 @njit(**_PARALLEL)
-def row_weight_gradient(prev, delta, W, G, delta_below, below, alpha, weight_sum):
-    """One row's finished weight gradient and the delta recursion, in one pass over W.
+def row_weight_gradient(prev, delta, W, G, alpha, weight_sum, column_squares):
+    """One row's finished weight gradient,
+    ``G = (outer(prev, delta) + alpha * W) / weight_sum``; returns ``sum(W ** 2)``.
 
-    ``G = (outer(prev, delta) + alpha * W) / weight_sum`` and, when ``below``,
-    ``delta_below[i] = sum_j delta[j] * W[i, j]`` (dL/d(output) of the layer
-    below, with W before the step). Returns ``sum(W ** 2)`` for the penalty.
+    The squares are summed down each column in ``column_squares`` (W's dtype,
+    as NumPy's dot in scikit-learn's penalty; a vectorized pass with no
+    reassociation), then across the columns in order, in float64.
     """
     fan_in, n_cols = W.shape
     a = _like(G, alpha)
     s = _like(G, weight_sum)
-    squares = 0.0
+    for j in range(n_cols):
+        column_squares[j] = 0.0
     for i in range(fan_in):
         p = prev[i]
-        acc = _like(G, 0.0)
-        row_squares = _like(G, 0.0)
         if weight_sum == 1.0:
             for j in range(n_cols):
                 w = W[i, j]
-                row_squares += w * w
-                acc += delta[j] * w
+                column_squares[j] += w * w
                 G[i, j] = p * delta[j] + a * w
         else:
             for j in range(n_cols):
                 w = W[i, j]
-                row_squares += w * w
-                acc += delta[j] * w
+                column_squares[j] += w * w
                 G[i, j] = (p * delta[j] + a * w) / s
-        squares += float(row_squares)
-        if below:
-            delta_below[i] = acc
+    squares = 0.0
+    for j in range(n_cols):
+        squares += float(column_squares[j])
     return squares
 
 
@@ -825,15 +864,13 @@ def row_weight_gradient(prev, delta, W, G, delta_below, below, alpha, weight_sum
 def l1_gradient(params, grads, n_weights, l1, weight_sum):
     """Add ``l1 * sign(W) / weight_sum`` to the weights' gradient; return ``sum |W|``."""
     r = _like(params, l1 / weight_sum)
-    absolutes = 0.0
     for i in range(n_weights):
         w = params[i]
-        absolutes += abs(float(w))
         if w > 0.0:
             grads[i] += r
         elif w < 0.0:
             grads[i] -= r
-    return absolutes
+    return sum_abs(params, 0, n_weights)
 
 
 @njit(**_SERIAL)
@@ -878,6 +915,7 @@ def row_gradient(
     alpha = fcfg[F_ALPHA]
     s = _like(grads, weight_sum)
     squares = 0.0
+    column_squares = np.empty_like(pre)  # at least every layer's column count
     for layer in range(n_layers - 1, -1, -1):
         fan_in = units[layer]
         n_cols = units[layer + 1] * layer_int[layer, LAYER_PIECES]
@@ -887,9 +925,12 @@ def row_gradient(
             prev = xb[:fan_in]
         else:
             prev = acts[a_off[layer] : a_off[layer] + fan_in]
+        W = _matrix(params, w_off[layer], fan_in, n_cols)
+        if layer > 0:
+            # dL/d(output) of the layer below, with W before the step
+            gemm(False, True, 1.0, _matrix(deltas, z_lo, 1, n_cols), W, 0.0, _matrix(dact, 0, 1, fan_in))
         squares += row_weight_gradient(
-            prev, delta, _matrix(params, w_off[layer], fan_in, n_cols), _matrix(grads, w_off[layer], fan_in, n_cols),
-            dact, layer > 0, alpha, weight_sum,
+            prev, delta, W, _matrix(grads, w_off[layer], fan_in, n_cols), alpha, weight_sum, column_squares
         )
         g_b = grads[b_off[layer] : b_off[layer] + n_cols]
         if weight_sum == 1.0:

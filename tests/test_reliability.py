@@ -331,3 +331,34 @@ def test_memmap_is_read_in_place(tmp_path, dtype):
     in_memory = MLPClassifier(**params).fit(np.array(X), y)
     for a, b in zip(est.coefs_, in_memory.coefs_):
         assert_array_equal(a, b)
+
+
+FRESH_SCRIPT = textwrap.dedent(
+    """
+    import hashlib, warnings, numpy as np, fastbp
+    warnings.simplefilter("ignore")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 12)); y = rng.integers(0, 3, 300)
+    digests = []
+    for dtype in (np.float64, np.float32):
+        for solver, batch in (("sgd", 1), ("sgd", 32), ("adam", 64)):
+            m = fastbp.MLPClassifier(hidden_layer_sizes=(16, 8), solver=solver, batch_size=batch, max_iter=2,
+                                     alpha=1e-3, random_state=0).fit(X.astype(dtype), y)
+            data = b"".join(c.tobytes() for c in m.coefs_ + m.intercepts_) + np.float64(m.loss_).tobytes()
+            digests.append(hashlib.sha1(data).hexdigest())
+    print(" ".join(digests))
+    """
+)
+
+
+def test_fresh_compilation_and_cache_give_the_same_bits(tmp_path):
+    # the same fit in a process that compiles the kernels and in one that loads
+    # them from the cache: identical weights and loss (no reassociation)
+    script = tmp_path / "fit.py"
+    script.write_text(FRESH_SCRIPT)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    runs = [
+        subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
