@@ -974,9 +974,12 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
             The input data. float32 is trained in float32, float64 in float64,
-            other numeric types are converted to float64.
+            other numeric types are converted to float64. A NumPy memmap is
+            read batch by batch, never copied. With a dask array (and dask
+            arrays or NumPy arrays for y and sample_weight) the fit runs on
+            the cluster's blocks: see ``fastbp._dask`` and the README.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             The target values (class labels in classification, real numbers in
             regression).
