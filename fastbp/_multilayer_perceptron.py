@@ -530,7 +530,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
     def _combined_sample_weight(self, sample_weight, X, y_labels, incremental):
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
             if not sample_weight.sum() > 0:
                 raise ValueError("sample_weight must have a positive sum.")
         return sample_weight
