@@ -14,7 +14,7 @@ from ._codes import ACT_MAXOUT, HIDDEN_ACTIVATIONS, LOSS_PAIRS, OUTPUT_ACTIVATIO
 class BackpropResult:
     """What :func:`backprop` computes.
 
-    Attributes
+    Parameters
     ----------
     loss : float
         Mean loss over the samples (weighted by ``sample_weight``) plus
@@ -213,10 +213,18 @@ def backprop(
 
     Parameters
     ----------
-    coefs, intercepts, X, activation, out_activation
-        As in :func:`forward`.
+    coefs : list of ndarray of shape (fan_in, fan_out)
+        Weight matrices, as in :func:`forward`.
+    intercepts : list of ndarray of shape (fan_out,)
+        Bias vectors.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Input, as in :func:`forward`.
     Y : array-like of shape (n_samples, n_outputs)
         Targets (one-hot or indicator rows for the classification losses).
+    activation : str or list of str, default='relu'
+        Hidden-layer activation(s), as in :func:`forward`.
+    out_activation : {'identity', 'softmax', 'logistic', 'exp'}, default='identity'
+        Output activation; it must go with ``loss`` (below).
     loss : str, default='squared_error'
         The loss and the output activations it goes with:
 
@@ -240,8 +248,12 @@ def backprop(
         L1 penalty on the weights.
     huber_delta : float, default=1.0
         Threshold of the Huber loss.
-    negative_slope, maxout_pieces, device
-        As in :func:`forward`.
+    negative_slope : float, default=0.01
+        Slope of leaky_relu for negative inputs.
+    maxout_pieces : int, default=2
+        Linear pieces per maxout unit.
+    device : {'cpu', 'cuda'}, default='cpu'
+        Where to compute, as in :func:`forward`.
 
     Returns
     -------
@@ -318,8 +330,24 @@ def gradcheck(
 
     Parameters
     ----------
-    coefs, intercepts, X, Y, activation, out_activation, loss, alpha, sample_weight
-        As in :func:`backprop` (X and the parameters are converted to float64).
+    coefs : list of ndarray of shape (fan_in, fan_out)
+        Weight matrices, as in :func:`backprop` (converted to float64).
+    intercepts : list of ndarray of shape (fan_out,)
+        Bias vectors (converted to float64).
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Input (converted to float64).
+    Y : array-like of shape (n_samples, n_outputs)
+        Targets, as in :func:`backprop`.
+    activation : str or list of str, default='relu'
+        Hidden-layer activation(s).
+    out_activation : {'identity', 'softmax', 'logistic', 'exp'}, default='identity'
+        Output activation.
+    loss : str, default='squared_error'
+        Loss, as in :func:`backprop`.
+    alpha : float, default=0.0
+        L2 penalty on the weights.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Per-sample weights.
     step : float, default=1e-4
         Finite-difference step ``h``.
     order : {2, 4}, default=4

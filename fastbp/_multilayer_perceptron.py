@@ -1562,10 +1562,36 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         Maximum number of loss evaluations of 'lbfgs'.
     huber_delta : float, default=1.0
         Threshold of the 'huber' loss.
-    l1, dropout, init, max_time, negative_slope, maxout_pieces, weight_decay, rho
-        As in :class:`MLPClassifier`.
+    l1 : float, default=0.0
+        Strength of the L1 penalty on the weights (scaled like ``alpha``).
+    dropout : float or list of float, default=0.0
+        Inverted-dropout rate of the hidden layers' outputs, one for all or one
+        per hidden layer; off in prediction; reproducible from ``random_state``.
+        Stochastic solvers only.
+    init : {'glorot', 'he', 'lecun'}, default='glorot'
+        Uniform weight initialization: Glorot (scikit-learn's), He
+        (``sqrt(6 / fan_in)``) or LeCun (``sqrt(3 / fan_in)``).
+    max_time : float or None, default=None
+        Stop after this many seconds (checked between groups of mini-batches,
+        a fraction of a second apart, and between iterations).
+    negative_slope : float, default=0.01
+        Slope of 'leaky_relu' for negative inputs.
+    maxout_pieces : int, default=2
+        Linear pieces per 'maxout' unit: a maxout layer's weights have
+        ``units * maxout_pieces`` columns.
+    weight_decay : float, default=0.01
+        Decoupled weight decay of 'adamw' (weights only, not biases).
+    rho : float, default=0.9
+        Decay of the running mean square of 'rmsprop'.
     n_jobs : int or None, default=None
         Threads of fit and predict (see :class:`MLPClassifier`).
+    device : {'cpu', 'cuda'}, default='cpu'
+        Where fit and predict run. 'cuda' runs the kernels' CUDA twins on an
+        NVIDIA GPU (``pip install 'fastbp[cuda]'``): the data, the parameters
+        and the optimizer state stay on the GPU during fit (the weights are
+        copied back once per epoch for the stopping rules), ``coefs_`` are
+        host arrays. Every solver but 'lm' runs there. Without a GPU, fit
+        raises a RuntimeError saying what is missing.
 
     Attributes
     ----------
