@@ -314,7 +314,7 @@ def test_forward_and_backprop_match_cpu(cu, case):
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
 
     cpu_acts = fastbp.forward(coefs, intercepts, X, activation, out_activation)
-    gpu_acts = cu.forward(coefs, intercepts, X, activation, out_activation)
+    gpu_acts = fastbp.forward(coefs, intercepts, X, activation, out_activation, device="cuda")
     assert len(gpu_acts) == len(cpu_acts)
     for got, expected in zip(gpu_acts[1:], cpu_acts[1:]):
         assert got.dtype == expected.dtype
@@ -322,7 +322,7 @@ def test_forward_and_backprop_match_cpu(cu, case):
 
     kwargs = dict(alpha=alpha, sample_weight=sw, l1=l1)
     cpu = fastbp.backprop(coefs, intercepts, X, Y, activation, out_activation, loss, **kwargs)
-    gpu = cu.backprop(coefs, intercepts, X, Y, activation, out_activation, loss, **kwargs)
+    gpu = fastbp.backprop(coefs, intercepts, X, Y, activation, out_activation, loss, device="cuda", **kwargs)
     assert_allclose(gpu.loss, cpu.loss, **tol)
     for name in ("coef_grads", "intercept_grads", "deltas"):
         for got, expected in zip(getattr(gpu, name), getattr(cpu, name)):

@@ -11,14 +11,12 @@ import textwrap
 import threading
 import time
 import tracemalloc
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-import fastbp
 from fastbp import MLPClassifier, MLPRegressor, _engine
 from fastbp import TrainingDiverged
 

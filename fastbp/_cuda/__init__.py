@@ -66,11 +66,8 @@ Public names
     Twin of ``_engine.forward_all``: every layer's outputs (1..L).
 ``backprop_all(network, flat, X, Y, sample_weight, icfg, fcfg) -> (loss, grads, deltas, outputs)``
     Engine-level backprop over all rows: flat gradient, per-layer deltas and outputs.
-``forward(coefs, intercepts, X, activation='relu', out_activation='identity', *, negative_slope=0.01, maxout_pieces=2)``
-    Same inputs and output as ``fastbp.forward``: ``[X, x(1), ..., y_pred]``.
-``backprop(coefs, intercepts, X, Y, activation='relu', out_activation='identity', loss='squared_error',
-alpha=0.0, sample_weight=None, *, l1=0.0, huber_delta=1.0, negative_slope=0.01, maxout_pieces=2)``
-    Same inputs and output as ``fastbp.backprop``: a ``BackpropResult``.
+The functional API on the device is ``fastbp.forward(..., device='cuda')`` /
+``fastbp.backprop(..., device='cuda')``, which call the two functions above.
 
 Solvers: sgd (momentum, Nesterov), adam, adamw, rmsprop, adagrad run their
 whole step on the device; lbfgs, rprop and quickprop use the device's
@@ -84,11 +81,9 @@ import importlib.util
 
 __all__ = [
     "CudaTrainer",
-    "backprop",
     "backprop_all",
     "check_solver",
     "cuda_available",
-    "forward",
     "forward_all",
     "predict_output",
     "require_cuda",
@@ -100,7 +95,7 @@ _REQUIREMENT = (
 )
 
 # names served by the engine module, loaded on first use
-_ENGINE_NAMES = {"CudaTrainer", "backprop", "backprop_all", "check_solver", "forward", "forward_all", "predict_output"}
+_ENGINE_NAMES = {"CudaTrainer", "backprop_all", "check_solver", "forward_all", "predict_output"}
 
 
 def _missing():

@@ -1,4 +1,4 @@
-"""The CUDA twin of ``fastbp._engine``: :class:`CudaTrainer` and device forward / backprop.
+"""The CUDA twin of ``fastbp._engine``: :class:`CudaTrainer`, predict_output, forward_all, backprop_all.
 
 Importing this module imports ``numba.cuda`` (through ``kernels``); it is
 reached only through ``fastbp._cuda`` after :func:`fastbp._cuda.require_cuda`.
@@ -23,11 +23,9 @@ Solvers on the GPU
 import time
 import warnings
 from contextlib import contextmanager
-from numbers import Real
 
 import numpy as np
 from numba import cuda
-from sklearn.utils import check_array
 
 from .. import _engine
 from .._codes import (
@@ -58,7 +56,6 @@ from .._codes import (
     LAYER_DROPOUT,
     LAYER_PIECES,
     LAYER_SLOPE,
-    LOSS_PAIRS,
     N_COUNTERS,
     STOCHASTIC_SOLVERS,
 )
@@ -676,78 +673,3 @@ def backprop_all(network, flat, X, Y, sample_weight, icfg, fcfg):
     deltas = [trainer.layer_delta(layer, n) for layer in layers]
     outputs = [trainer.layer_output(layer, n) for layer in layers]
     return loss, trainer.ws.grads.copy(), deltas, outputs
-
-
-# ---------------------------------------------------------------------------
-# the functional API on the device (signatures of fastbp.forward / backprop)
-# ---------------------------------------------------------------------------
-def forward(coefs, intercepts, X, activation="relu", out_activation="identity", *, negative_slope=0.01,
-            maxout_pieces=2):
-    """:func:`fastbp.forward` computed on the GPU: ``[X, x(1), ..., y_pred]``."""
-    from .._functional import _prepare
-
-    network, flat, X, _ = _prepare(coefs, intercepts, X, activation, out_activation, negative_slope, maxout_pieces)
-    return [X] + forward_all(network, flat, X)
-
-
-def _check_nonnegative(value, name, strict=False):
-    if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}.")
-    if value < 0 or (strict and value == 0):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} 0.0, got {value!r}.")
-    return float(value)
-
-
-def backprop(
-    coefs,
-    intercepts,
-    X,
-    Y,
-    activation="relu",
-    out_activation="identity",
-    loss="squared_error",
-    alpha=0.0,
-    sample_weight=None,
-    *,
-    l1=0.0,
-    huber_delta=1.0,
-    negative_slope=0.01,
-    maxout_pieces=2,
-):
-    """:func:`fastbp.backprop` computed on the GPU: a ``BackpropResult``.
-
-    Validates its inputs as the CPU function does, then calls :func:`backprop_all`.
-    """
-    from .._functional import BackpropResult, _prepare
-
-    network, flat, X, dtype = _prepare(
-        coefs, intercepts, X, activation, out_activation, negative_slope, maxout_pieces
-    )
-    if not isinstance(loss, str) or (out_activation, loss) not in LOSS_PAIRS:
-        pairs = ", ".join(f"{a} + {l}" for a, l in LOSS_PAIRS)
-        raise ValueError(
-            f"loss {loss!r} does not go with out_activation {out_activation!r}; the supported pairs are: {pairs}."
-        )
-    alpha = _check_nonnegative(alpha, "alpha")
-    l1 = _check_nonnegative(l1, "l1")
-    huber_delta = _check_nonnegative(huber_delta, "huber_delta", strict=True)
-    n = X.shape[0]
-    n_out = int(network.units[-1])
-    Y = check_array(Y, dtype=dtype, ensure_2d=True, input_name="Y", ensure_min_samples=1)
-    if Y.shape != (n, n_out):
-        raise ValueError(f"Y must have shape ({n}, {n_out}), got {Y.shape}.")
-    if sample_weight is not None:
-        sample_weight = check_array(sample_weight, ensure_2d=False, dtype=dtype, input_name="sample_weight")
-        if sample_weight.shape != (n,):
-            raise ValueError(f"sample_weight must have shape ({n},), got {sample_weight.shape}.")
-        if np.any(sample_weight < 0) or not sample_weight.sum() > 0:
-            raise ValueError("sample_weight must be non-negative with a positive sum.")
-    if loss == "poisson" and np.any(Y < 0):
-        raise ValueError("The poisson loss requires non-negative targets Y.")
-    icfg, fcfg = _engine.make_config(
-        LOSS_PAIRS[(out_activation, loss)], alpha=alpha, l1=l1, huber_delta=huber_delta,
-        clip=float(np.finfo(dtype).eps),
-    )
-    loss_value, grads, deltas, outputs = backprop_all(network, flat, X, Y, sample_weight, icfg, fcfg)
-    coef_grads, intercept_grads = network.views(grads)
-    return BackpropResult(float(loss_value), coef_grads, intercept_grads, deltas, [X] + outputs)
