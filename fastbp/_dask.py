@@ -359,7 +359,7 @@ def _block_gradient_sums(block, flat, spec):
     trainer = _block_trainer(block, flat, spec)
     network, ws = trainer.network, trainer.ws
     rows = np.arange(m, dtype=np.int64)
-    with _engine.compute_context(spec["n_jobs"]):
+    with _engine.compute_context(spec["n_jobs"], numba_parallel=False):
         loss_sum, weight_sum = _kernels.gradient_sums(
             *trainer.X.arrays(), trainer.Y, trainer.sw, rows, ws.rows, flat, ws.grads, trainer.icfg,
             trainer.fcfg, *network.tables(), *network.offsets(ws), *ws.buffers(), 0.0, 0.0, False,
@@ -389,7 +389,7 @@ def _block_loss_sums(block, flat, spec):
     flat = _writeable(flat)
     trainer = _block_trainer(block, flat, spec)
     network, ws = trainer.network, trainer.ws
-    with _engine.compute_context(spec["n_jobs"]):
+    with _engine.compute_context(spec["n_jobs"], numba_parallel=False):
         return _kernels.dataset_loss(
             *trainer.X.arrays(), trainer.Y, trainer.sw, np.arange(m, dtype=np.int64), ws.rows, flat,
             trainer.icfg, trainer.fcfg, *network.tables(), *network.offsets(ws), ws.xb, ws.yb, ws.swb, ws.pre,

@@ -10,7 +10,7 @@ kernels; it knows nothing about scikit-learn.
 import ctypes
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import numba
 import numpy as np
@@ -319,7 +319,7 @@ def effective_n_jobs(n_jobs):
 
 
 @contextmanager
-def compute_context(n_jobs, data_parallel=False):
+def compute_context(n_jobs, data_parallel=False, numba_parallel=True):
     """Run kernels with ``n_jobs`` threads; restore the thread pools after.
 
     BLAS gets the threads and Numba's parallel kernels (the sliced optimizer
@@ -327,26 +327,21 @@ def compute_context(n_jobs, data_parallel=False):
     product, and Numba threads next to them measured 9x slower epochs. For the
     ``data_parallel`` epoch (each thread runs its own share of every batch) it
     is the other way round. ``n_jobs=None`` means all cores; without
-    ``data_parallel`` it leaves BLAS's pool as it is.
+    ``data_parallel`` it leaves BLAS's pool as it is. ``numba_parallel=False``
+    (calls that run no parallel kernel: predict, a block's loss and gradient)
+    leaves Numba's threads alone (not even started).
     """
-    previous = numba.get_num_threads()
-    if not data_parallel:
-        numba.set_num_threads(1)
-        try:
-            if n_jobs is None:
-                yield
-            else:
-                with _blas_controller().limit(limits=effective_n_jobs(n_jobs), user_api="blas"):
-                    yield
-        finally:
-            numba.set_num_threads(previous)
-        return
-    numba.set_num_threads(effective_n_jobs(n_jobs))
-    try:
-        with _blas_controller().limit(limits=1, user_api="blas"):
-            yield
-    finally:
-        numba.set_num_threads(previous)
+    if data_parallel:
+        numba_threads, blas_threads = effective_n_jobs(n_jobs), 1
+    else:
+        numba_threads, blas_threads = 1, (None if n_jobs is None else effective_n_jobs(n_jobs))
+    with ExitStack() as stack:
+        if data_parallel or numba_parallel:
+            stack.callback(numba.set_num_threads, numba.get_num_threads())
+            numba.set_num_threads(numba_threads)
+        if blas_threads is not None:
+            stack.enter_context(_blas_controller().limit(limits=blas_threads, user_api="blas"))
+        yield
 
 
 _controller = None
@@ -402,7 +397,7 @@ def predict_output(network, flat, X, n_jobs=None):
     ws = Workspace(network, chunk, flat.dtype, not data.is_sparse, backward=False)
     out = np.empty((n, int(network.units[-1])), dtype=flat.dtype)
     rows = np.arange(n, dtype=np.int64)
-    with compute_context(n_jobs):
+    with compute_context(n_jobs, numba_parallel=False):
         _kernels.predict(
             *data.arrays(), rows, chunk, flat, _forward_only_config(data), *network.tables(),
             *network.offsets(ws), ws.xb, ws.pre, ws.acts, out,
