@@ -751,11 +751,6 @@ def fit_dask(est, X, y, sample_weight, incremental, X_val, y_val, sample_weight_
         if callback_ctx is not None:
             callback_ctx.end()
 
-    if not all(np.isfinite(w).all() for w in est.coefs_ + est.intercepts_):  # pragma: no cover
-        raise ValueError(
-            "Solver produced non-finite parameter weights. The input data may"
-            " contain large values and need to be preprocessed."
-        )
     return est
 
 

@@ -527,14 +527,7 @@ def finalize_gradient(params, grads, n_weights, alpha, l1, scale_sum):
     if alpha != 0.0:
         penalty += (0.5 * alpha) * sum_squares(params, 0, n_weights)
     if l1 != 0.0:
-        r = _like(params, l1 / scale_sum)
-        for i in range(n_weights):
-            w = params[i]
-            if w > 0.0:
-                grads[i] += r
-            elif w < 0.0:
-                grads[i] -= r
-        penalty += l1 * sum_abs(params, 0, n_weights)
+        penalty += l1 * l1_gradient(params, grads, n_weights, l1, scale_sum)
     for i in range(n_weights, n_params):
         grads[i] = grads[i] / s
     return penalty
@@ -829,35 +822,20 @@ def row_times_matrix(x, W, z):
 
 
 @njit(**_PARALLEL)
-def row_weight_gradient(prev, delta, W, G, alpha, weight_sum, column_squares):
+def row_weight_gradient(prev, delta, W, G, alpha, weight_sum):
     """One row's finished weight gradient,
-    ``G = (outer(prev, delta) + alpha * W) / weight_sum``; returns ``sum(W ** 2)``.
-
-    The squares are summed down each column in ``column_squares`` (W's dtype,
-    as NumPy's dot in scikit-learn's penalty; a vectorized pass with no
-    reassociation), then across the columns in order, in float64.
-    """
+    ``G = (outer(prev, delta) + alpha * W) / weight_sum``."""
     fan_in, n_cols = W.shape
     a = _like(G, alpha)
     s = _like(G, weight_sum)
-    for j in range(n_cols):
-        column_squares[j] = 0.0
     for i in range(fan_in):
         p = prev[i]
         if weight_sum == 1.0:
             for j in range(n_cols):
-                w = W[i, j]
-                column_squares[j] += w * w
-                G[i, j] = p * delta[j] + a * w
+                G[i, j] = p * delta[j] + a * W[i, j]
         else:
             for j in range(n_cols):
-                w = W[i, j]
-                column_squares[j] += w * w
-                G[i, j] = (p * delta[j] + a * w) / s
-    squares = 0.0
-    for j in range(n_cols):
-        squares += float(column_squares[j])
-    return squares
+                G[i, j] = (p * delta[j] + a * W[i, j]) / s
 
 
 @njit(**_PARALLEL)
@@ -914,8 +892,6 @@ def row_gradient(
         return loss_sum, weight_sum, 0.0
     alpha = fcfg[F_ALPHA]
     s = _like(grads, weight_sum)
-    squares = 0.0
-    column_squares = np.empty_like(pre)  # at least every layer's column count
     for layer in range(n_layers - 1, -1, -1):
         fan_in = units[layer]
         n_cols = units[layer + 1] * layer_int[layer, LAYER_PIECES]
@@ -929,9 +905,7 @@ def row_gradient(
         if layer > 0:
             # dL/d(output) of the layer below, with W before the step
             gemm(False, True, 1.0, _matrix(deltas, z_lo, 1, n_cols), W, 0.0, _matrix(dact, 0, 1, fan_in))
-        squares += row_weight_gradient(
-            prev, delta, W, _matrix(grads, w_off[layer], fan_in, n_cols), alpha, weight_sum, column_squares
-        )
+        row_weight_gradient(prev, delta, W, _matrix(grads, w_off[layer], fan_in, n_cols), alpha, weight_sum)
         g_b = grads[b_off[layer] : b_off[layer] + n_cols]
         if weight_sum == 1.0:
             for j in range(n_cols):
@@ -949,7 +923,7 @@ def row_gradient(
                 layer_int[below, LAYER_ACTIVATION], layer_float[below, LAYER_SLOPE], pieces,
                 rate, icfg[I_SEED], batch, start, below,
             )
-    penalty = (0.5 * alpha) * squares
+    penalty = (0.5 * alpha) * sum_squares(params, 0, n_weights) if alpha != 0.0 else 0.0
     l1 = fcfg[F_L1]
     if l1 != 0.0:
         penalty += l1 * l1_gradient(params, grads, n_weights, l1, weight_sum)

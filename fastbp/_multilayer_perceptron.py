@@ -521,11 +521,6 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             if callback_ctx is not None:
                 callback_ctx.end()
 
-        if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):  # pragma: no cover
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may"
-                " contain large values and need to be preprocessed."
-            )
         return self
 
     def _combined_sample_weight(self, sample_weight, X, y_labels, incremental):
