@@ -18,6 +18,7 @@ from numba.np.arrayobj import make_array, populate_array
 from numba.np.linalg import ensure_blas
 
 from ._config import FASTMATH, SMALL_GEMM_WORK
+from ._specialize import SpecializingCompiler
 
 _CHAR = ir.IntType(8)
 _VOID_P = ir.IntType(8).as_pointer()
@@ -107,7 +108,7 @@ def matrix_view(typingctx, buf, offset, n_rows, n_cols):
     return sig, codegen
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", pipeline_class=SpecializingCompiler)
 def row_dot(A, i, B, j, k):
     """``A[i, :k] @ B[j, :k]`` in a fixed order: eight interleaved partial sums
     (independent, so the loop runs at full speed without reassociation), then
@@ -135,7 +136,7 @@ _N = ord("n")
 _T = ord("t")
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", pipeline_class=SpecializingCompiler)
 def _small_gemm(trans_a, alpha, A, B, trans_b, beta, C):
     """``gemm`` as plain loops, for products too small to pay for a BLAS call."""
     m, n = C.shape
@@ -171,7 +172,7 @@ def _small_gemm(trans_a, alpha, A, B, trans_b, beta, C):
                 C[i, j] += a * acc
 
 
-@njit(cache=True)
+@njit(cache=True, pipeline_class=SpecializingCompiler)
 def gemm(trans_a, trans_b, alpha, A, B, beta, C):
     """Row-major ``C = alpha * op(A) @ op(B) + beta * C``.
 

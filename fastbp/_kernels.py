@@ -82,15 +82,24 @@ from ._codes import (
     SOLVER_RMSPROP,
     SOLVER_SGD,
 )
+from ._specialize import SpecializingCompiler
 from ._config import COLUMN_BLOCK, FASTMATH, PARALLEL_ELEMENTWISE, PARAM_SLICE
 
 # error_model="numpy": a division by zero gives inf/NaN as in NumPy instead of
 # raising, which also lets LLVM vectorize loops that divide (about 10x faster
 # optimizer steps).
-_PARALLEL = dict(cache=True, parallel=PARALLEL_ELEMENTWISE, fastmath=FASTMATH, error_model="numpy")
+# pipeline_class: branches on arguments that are literal constants at the call
+# site (gemm's transpose flags, batch_gradient's accumulate and training flags
+# from gradient_sums, ...) are pruned before typing (see _specialize).
+_PARALLEL = dict(
+    cache=True, parallel=PARALLEL_ELEMENTWISE, fastmath=FASTMATH, error_model="numpy",
+    pipeline_class=SpecializingCompiler,
+)
 # Losses keep IEEE semantics (no reassociation).
-_EXACT_PARALLEL = dict(cache=True, parallel=PARALLEL_ELEMENTWISE, error_model="numpy")
-_SERIAL = dict(cache=True, error_model="numpy")
+_EXACT_PARALLEL = dict(
+    cache=True, parallel=PARALLEL_ELEMENTWISE, error_model="numpy", pipeline_class=SpecializingCompiler
+)
+_SERIAL = dict(cache=True, error_model="numpy", pipeline_class=SpecializingCompiler)
 
 _INV_SQRT_2 = 0.7071067811865476
 _INV_SQRT_2PI = 0.3989422804014327
@@ -984,7 +993,7 @@ def warm_blas(work):
     gemm(False, False, 1.0, one, one, 0.0, one)
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, error_model="numpy", pipeline_class=SpecializingCompiler)
 def parts_gradient(
     X, strides, data, indices, indptr, Y, sw, rows, start, m, parts, params, part_grads, icfg, fcfg,
     layer_int, layer_float, units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss,
@@ -1002,7 +1011,7 @@ def parts_gradient(
         )
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, error_model="numpy", pipeline_class=SpecializingCompiler)
 def parallel_finish_update(
     n_slices, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg, fcfg, rate,
     slice_penalty,
