@@ -33,7 +33,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._blas import gemm, matrix_view
+from ._blas import gemm, matrix_view, vector_view
 from ._codes import (
     ACT_ELU,
     ACT_EXP,
@@ -100,6 +100,10 @@ _EXACT_PARALLEL = dict(
     cache=True, parallel=PARALLEL_ELEMENTWISE, error_model="numpy", pipeline_class=SpecializingCompiler
 )
 _SERIAL = dict(cache=True, error_model="numpy", pipeline_class=SpecializingCompiler)
+# Small per-step helpers are inlined at Numba's level: a call to a compiled
+# function increments and decrements the reference count of every array
+# argument (atomic operations), which took about a tenth of a one-sample step.
+_INLINED = dict(_SERIAL, inline="always")
 
 _INV_SQRT_2 = 0.7071067811865476
 _INV_SQRT_2PI = 0.3989422804014327
@@ -108,10 +112,17 @@ _INV_SQRT_2PI = 0.3989422804014327
 # --------------------------------------------------------------------------
 # views into flat buffers
 # --------------------------------------------------------------------------
-@njit(**_SERIAL)
+@njit(**_INLINED)
 def _matrix(buf, offset, n_rows, n_cols):
     """The (n_rows, n_cols) C-ordered matrix stored at ``buf[offset:]``."""
     return matrix_view(buf, offset, n_rows, n_cols)
+
+
+@njit(**_INLINED)
+def _vector(buf, lo, hi):
+    """``buf[lo:hi]`` as a view that takes no reference (see ``matrix_view``):
+    for the hot paths, where a slice's atomic reference counting shows."""
+    return vector_view(buf, lo, hi - lo)
 
 
 # --------------------------------------------------------------------------
@@ -724,7 +735,7 @@ def gather_targets(Y, sw, has_sw, rows, start, m, yb, swb):
             swb[i] = sw[r]
 
 
-@njit(**_SERIAL)
+@njit(**_INLINED)
 def batch_output_loss(Y, sw, rows, start, m, icfg, fcfg, layer_int, units, a_off, z_off, yb, swb, acts, deltas, row_loss):
     """Output delta and weighted loss sum of a forwarded batch; (loss sum, weight sum)."""
     n_layers = units.shape[0] - 1
@@ -860,7 +871,7 @@ def l1_gradient(params, grads, n_weights, l1, weight_sum):
     return sum_abs(params, 0, n_weights)
 
 
-@njit(**_SERIAL)
+@njit(**_INLINED)
 def row_gradient(
     X, strides, Y, sw, rows, start, params, grads, icfg, fcfg, layer_int, layer_float, units, w_off, b_off,
     a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss, training, batch, n_weights,
@@ -882,13 +893,13 @@ def row_gradient(
         n_cols = units[layer + 1] * pieces
         z_lo = z_off[layer + 1]
         if layer == 0:
-            x = xb[:fan_in]
+            x = _vector(xb, 0, fan_in)
         else:
-            x = acts[a_off[layer] : a_off[layer] + fan_in]
-        row_times_matrix(x, _matrix(params, w_off[layer], fan_in, n_cols), pre[z_lo : z_lo + n_cols])
+            x = _vector(acts, a_off[layer], a_off[layer] + fan_in)
+        row_times_matrix(x, _matrix(params, w_off[layer], fan_in, n_cols), _vector(pre, z_lo, z_lo + n_cols))
         a = _matrix(acts, a_off[layer + 1], 1, units[layer + 1])
         bias_activation(
-            _matrix(pre, z_lo, 1, n_cols), params[b_off[layer] : b_off[layer] + n_cols], a,
+            _matrix(pre, z_lo, 1, n_cols), _vector(params, b_off[layer], b_off[layer] + n_cols), a,
             layer_int[layer, LAYER_ACTIVATION], layer_float[layer, LAYER_SLOPE], pieces,
         )
         rate = layer_float[layer, LAYER_DROPOUT]
@@ -905,17 +916,17 @@ def row_gradient(
         fan_in = units[layer]
         n_cols = units[layer + 1] * layer_int[layer, LAYER_PIECES]
         z_lo = z_off[layer + 1]
-        delta = deltas[z_lo : z_lo + n_cols]
+        delta = _vector(deltas, z_lo, z_lo + n_cols)
         if layer == 0:
-            prev = xb[:fan_in]
+            prev = _vector(xb, 0, fan_in)
         else:
-            prev = acts[a_off[layer] : a_off[layer] + fan_in]
+            prev = _vector(acts, a_off[layer], a_off[layer] + fan_in)
         W = _matrix(params, w_off[layer], fan_in, n_cols)
         if layer > 0:
             # dL/d(output) of the layer below, with W before the step
             gemm(False, True, 1.0, _matrix(deltas, z_lo, 1, n_cols), W, 0.0, _matrix(dact, 0, 1, fan_in))
         row_weight_gradient(prev, delta, W, _matrix(grads, w_off[layer], fan_in, n_cols), alpha, weight_sum)
-        g_b = grads[b_off[layer] : b_off[layer] + n_cols]
+        g_b = _vector(grads, b_off[layer], b_off[layer] + n_cols)
         if weight_sum == 1.0:
             for j in range(n_cols):
                 g_b[j] = delta[j]
@@ -942,7 +953,7 @@ def row_gradient(
 # --------------------------------------------------------------------------
 # entry points called from Python
 # --------------------------------------------------------------------------
-@njit(**_SERIAL)
+@njit(**_INLINED)
 def step_size(counters, icfg, fcfg):
     """The step's learning rate: Adam's is bias-corrected (its step counter advances)."""
     solver = icfg[I_SOLVER]
@@ -954,23 +965,24 @@ def step_size(counters, icfg, fcfg):
     return learning_rate
 
 
-@njit(**_SERIAL)
+@njit(**_INLINED)
 def update_slice(lo, hi, params, grads, state_1, state_2, icfg, fcfg, n_weights, rate):
     """The solver's step on parameters ``lo:hi`` with the finished gradient."""
     solver = icfg[I_SOLVER]
-    p = params[lo:hi]
-    g = grads[lo:hi]
+    p = _vector(params, lo, hi)
+    g = _vector(grads, lo, hi)
+    s_1 = _vector(state_1, lo, hi)
     if solver == SOLVER_SGD:
-        sgd_step(p, g, state_1[lo:hi], rate, fcfg[F_MOMENTUM], icfg[I_NESTEROV] != 0)
+        sgd_step(p, g, s_1, rate, fcfg[F_MOMENTUM], icfg[I_NESTEROV] != 0)
     elif solver == SOLVER_RMSPROP:
-        rmsprop_step(p, g, state_1[lo:hi], rate, fcfg[F_RHO], fcfg[F_EPSILON])
+        rmsprop_step(p, g, s_1, rate, fcfg[F_RHO], fcfg[F_EPSILON])
     elif solver == SOLVER_ADAGRAD:
-        adagrad_step(p, g, state_1[lo:hi], rate, fcfg[F_EPSILON])
+        adagrad_step(p, g, s_1, rate, fcfg[F_EPSILON])
     elif solver == SOLVER_ADAM or solver == SOLVER_ADAMW:
         if solver == SOLVER_ADAMW:
             # decoupled weight decay with the undecayed rate, on the weights only
             decay_weights(p, min(max(n_weights - lo, 0), hi - lo), 1.0 - fcfg[F_LEARNING_RATE] * fcfg[F_WEIGHT_DECAY])
-        adam_step(p, g, state_1[lo:hi], state_2[lo:hi], rate, fcfg[F_BETA_1], fcfg[F_BETA_2], fcfg[F_EPSILON])
+        adam_step(p, g, s_1, _vector(state_2, lo, hi), rate, fcfg[F_BETA_1], fcfg[F_BETA_2], fcfg[F_EPSILON])
 
 
 @njit(**_SERIAL)
