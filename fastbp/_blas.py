@@ -116,6 +116,36 @@ def matrix_view(typingctx, buf, offset, n_rows, n_cols):
 
 
 @intrinsic
+def borrowed(typingctx, arr):
+    """``arr`` itself, as a view that holds no reference (see :func:`matrix_view`).
+
+    A kernel that rebinds its array arguments to borrowed views at the top makes
+    every later assignment, slice and call of them free of atomic
+    reference-count updates. The caller keeps the arguments alive for the call
+    (they come from Python), and the views never leave compiled code.
+    """
+    if not isinstance(arr, types.Array):
+        return None
+    sig = arr(arr)
+
+    def codegen(context, builder, signature, args):
+        source = make_array(signature.args[0])(context, builder, args[0])
+        view = make_array(signature.return_type)(context, builder)
+        populate_array(
+            view,
+            data=source.data,
+            shape=source.shape,
+            strides=source.strides,
+            itemsize=source.itemsize,
+            meminfo=cgutils.get_null_value(source.meminfo.type),
+            parent=cgutils.get_null_value(source.parent.type),
+        )
+        return impl_ret_borrowed(context, builder, signature.return_type, view._getvalue())
+
+    return sig, codegen
+
+
+@intrinsic
 def vector_view(typingctx, buf, lo, n):
     """``buf[lo : lo + n]`` (1-D, C), holding no reference like :func:`matrix_view`.
 
@@ -146,7 +176,8 @@ def vector_view(typingctx, buf, lo, n):
     return sig, codegen
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", pipeline_class=SpecializingCompiler)
+# inlined: it runs once per output element, where a call would cost as much as the work
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", pipeline_class=SpecializingCompiler, inline="always")
 def row_dot(A, i, B, j, k):
     """``A[i, :k] @ B[j, :k]`` in a fixed order: eight interleaved partial sums
     (independent, so the loop runs at full speed without reassociation), then

@@ -33,7 +33,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._blas import gemm, matrix_view, vector_view
+from ._blas import borrowed, gemm, matrix_view, row_dot, vector_view
 from ._codes import (
     ACT_ELU,
     ACT_EXP,
@@ -923,8 +923,11 @@ def row_gradient(
             prev = _vector(acts, a_off[layer], a_off[layer] + fan_in)
         W = _matrix(params, w_off[layer], fan_in, n_cols)
         if layer > 0:
-            # dL/d(output) of the layer below, with W before the step
-            gemm(False, True, 1.0, _matrix(deltas, z_lo, 1, n_cols), W, 0.0, _matrix(dact, 0, 1, fan_in))
+            # dL/d(output) of the layer below, with W before the step: W @ delta,
+            # one fixed-order dot product per row of W
+            delta_row = _matrix(deltas, z_lo, 1, n_cols)
+            for f in range(fan_in):
+                dact[f] = row_dot(W, f, delta_row, 0, n_cols)
         row_weight_gradient(prev, delta, W, _matrix(grads, w_off[layer], fan_in, n_cols), alpha, weight_sum)
         g_b = _vector(grads, b_off[layer], b_off[layer] + n_cols)
         if weight_sum == 1.0:
@@ -1174,13 +1177,22 @@ def train_epoch_rows(
     # each step runs the vector path of row_gradient.
     n_params = params.shape[0]
     training = icfg[I_DROPOUT] != 0
-    grads = part_grads[0]
+    # borrowed views: the arrays handed down every step cost no atomic
+    # reference counting (the caller keeps them alive)
+    X, strides, Y, sw, rows = borrowed(X), borrowed(strides), borrowed(Y), borrowed(sw), borrowed(rows)
+    params, state_1, state_2 = borrowed(params), borrowed(state_1), borrowed(state_2)
+    counters, icfg, fcfg = borrowed(counters), borrowed(icfg), borrowed(fcfg)
+    layer_int, layer_float, units = borrowed(layer_int), borrowed(layer_float), borrowed(units)
+    w_off, b_off, a_off, z_off = borrowed(w_off), borrowed(b_off), borrowed(a_off), borrowed(z_off)
+    grads, xb_0, yb_0, swb_0 = borrowed(part_grads[0]), borrowed(xb[0]), borrowed(yb[0]), borrowed(swb[0])
+    pre_0, acts_0, deltas_0 = borrowed(pre[0]), borrowed(acts[0]), borrowed(deltas[0])
+    dact_0, row_loss_0 = borrowed(dact[0]), borrowed(row_loss[0])
     total = running_total
     for start in range(first_batch, stop_batch):
         loss_sum, weight_sum, penalty = row_gradient(
             X, strides, Y, sw, rows, start, params, grads, icfg, fcfg, layer_int, layer_float,
-            units, w_off, b_off, a_off, z_off, xb[0], yb[0], swb[0], pre[0], acts[0], deltas[0], dact[0],
-            row_loss[0], training, counters[C_BATCH], n_weights,
+            units, w_off, b_off, a_off, z_off, xb_0, yb_0, swb_0, pre_0, acts_0, deltas_0, dact_0,
+            row_loss_0, training, counters[C_BATCH], n_weights,
         )
         counters[C_BATCH] += 1
         if weight_sum == 0.0:
