@@ -7,6 +7,9 @@ and the algorithm itself as functions: :func:`forward` and :func:`backprop`.
 from ._functional import BackpropResult, backprop, forward, gradcheck
 from ._multilayer_perceptron import MLPClassifier, MLPRegressor, TrainingDiverged
 from ._persistence import load, save
+from ._shutdown import install as _install_shutdown_hook
+
+_install_shutdown_hook()
 
 __version__ = "0.1.0"
 
