@@ -5,8 +5,13 @@
 # reassoc either: with it LLVM re-associates sums differently depending on
 # where a function is inlined, and a freshly compiled kernel and the same kernel
 # loaded from the cache gave results one rounding apart. Reductions are written
-# with a fixed set of interleaved partial sums instead (see _kernels.dot).
-FASTMATH = {"nsz", "contract"}
+# with a fixed set of interleaved partial sums instead (see _blas.row_dot). No
+# contract (FMA fusion) either, for the same reason: a compiled function is
+# linked into every caller as a weak copy that LLVM re-optimizes there, the
+# copies may fuse multiply-adds differently, and which copy runs depends on
+# the order the libraries were loaded in (fresh compile or cache). Measured
+# without it: no change on O (10.4-10.9 ms against 11.1-11.8) or S.
+FASTMATH = {"nsz"}
 
 # Rows per chunk when a kernel walks through a whole data set (prediction,
 # the full-batch loss and gradient of L-BFGS): bounds the workspace memory.
