@@ -1097,18 +1097,6 @@ def train_epoch(
     units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss, running_total,
 ):
     """One thread's mini-batches of an epoch (the contract above)."""
-    # borrowed views of the arguments: handing them to the per-batch kernels
-    # costs no atomic reference counting (contended between the threads in
-    # the split epoch); the caller keeps them alive
-    X, strides, data = borrowed(X), borrowed(strides), borrowed(data)
-    indices, indptr = borrowed(indices), borrowed(indptr)
-    Y, sw, rows, params, part_grads = borrowed(Y), borrowed(sw), borrowed(rows), borrowed(params), borrowed(part_grads)
-    state_1, state_2, counters = borrowed(state_1), borrowed(state_2), borrowed(counters)
-    icfg, fcfg, layer_int, layer_float = borrowed(icfg), borrowed(fcfg), borrowed(layer_int), borrowed(layer_float)
-    units, w_off, b_off = borrowed(units), borrowed(w_off), borrowed(b_off)
-    a_off, z_off = borrowed(a_off), borrowed(z_off)
-    xb, yb, swb, pre, acts = borrowed(xb), borrowed(yb), borrowed(swb), borrowed(pre), borrowed(acts)
-    deltas, dact, row_loss = borrowed(deltas), borrowed(dact), borrowed(row_loss)
     n = rows.shape[0]
     n_slices = (params.shape[0] + PARAM_SLICE - 1) // PARAM_SLICE
     training = icfg[I_DROPOUT] != 0
@@ -1144,18 +1132,6 @@ def train_epoch_parts(
     # each block's forward and backward run on its own thread with
     # single-threaded BLAS (parts_gradient), and the blocks' gradients are added
     # in block order: the result depends on the number of parts, never on timing.
-    # borrowed views of the arguments: handing them to the per-batch kernels
-    # costs no atomic reference counting (contended between the threads in
-    # the split epoch); the caller keeps them alive
-    X, strides, data = borrowed(X), borrowed(strides), borrowed(data)
-    indices, indptr = borrowed(indices), borrowed(indptr)
-    Y, sw, rows, params, part_grads = borrowed(Y), borrowed(sw), borrowed(rows), borrowed(params), borrowed(part_grads)
-    state_1, state_2, counters = borrowed(state_1), borrowed(state_2), borrowed(counters)
-    icfg, fcfg, layer_int, layer_float = borrowed(icfg), borrowed(fcfg), borrowed(layer_int), borrowed(layer_float)
-    units, w_off, b_off = borrowed(units), borrowed(w_off), borrowed(b_off)
-    a_off, z_off = borrowed(a_off), borrowed(z_off)
-    xb, yb, swb, pre, acts = borrowed(xb), borrowed(yb), borrowed(swb), borrowed(pre), borrowed(acts)
-    deltas, dact, row_loss = borrowed(deltas), borrowed(dact), borrowed(row_loss)
     n = rows.shape[0]
     n_parts = part_grads.shape[0]
     n_slices = (params.shape[0] + PARAM_SLICE - 1) // PARAM_SLICE
