@@ -50,3 +50,10 @@ DATA_PARALLEL_MAX_PARAMS = 10**9
 # compiled loops instead of a BLAS call, whose fixed cost dominates there
 # (online SGD multiplies one row at a time).
 SMALL_GEMM_WORK = 1 << 15
+
+# Online Adam takes its step in the same pass as a layer's gradient when the
+# layer has at least this many columns (then the row loop vectorizes);
+# narrower layers write the gradient, then step in one flat pass. Measured on
+# one-row steps, float32: 64x64 in one pass 0.65 us against 0.84; 64x10 in
+# one pass 0.50 us against 0.34.
+FUSED_MIN_COLS = 16

@@ -83,7 +83,7 @@ from ._codes import (
     SOLVER_SGD,
 )
 from ._specialize import SpecializingCompiler
-from ._config import COLUMN_BLOCK, FASTMATH, PARALLEL_ELEMENTWISE, PARAM_SLICE
+from ._config import COLUMN_BLOCK, FASTMATH, FUSED_MIN_COLS, PARALLEL_ELEMENTWISE, PARAM_SLICE
 
 # error_model="numpy": a division by zero gives inf/NaN as in NumPy instead of
 # raising, which also lets LLVM vectorize loops that divide (about 10x faster
@@ -816,8 +816,10 @@ def batch_gradient(
 # online SGD: one row per step
 # --------------------------------------------------------------------------
 @njit(**_PARALLEL)
-def row_times_matrix(x, W, z):
-    """``z = x @ W`` for one row ``x`` (1-D), eight rows of W per pass over z.
+def row_times_matrix(x, W, z, col_squares):
+    """``z = x @ W`` for one row ``x`` (1-D), eight rows of W per pass over z;
+    also ``col_squares[j] = sum(W[:, j] ** 2)`` (for the L2 penalty, at little
+    cost: W is in registers).
 
     Summing eight products before touching ``z`` keeps the loop from waiting
     on its own stores (a plain row loop is bound by store-to-load latency).
@@ -825,19 +827,23 @@ def row_times_matrix(x, W, z):
     k, n = W.shape
     for j in range(n):
         z[j] = 0.0
+        col_squares[j] = 0.0
     r = 0
     while r + 8 <= k:
         x0, x1, x2, x3 = x[r], x[r + 1], x[r + 2], x[r + 3]
         x4, x5, x6, x7 = x[r + 4], x[r + 5], x[r + 6], x[r + 7]
         for j in range(n):
-            z[j] += (
-                (x0 * W[r, j] + x1 * W[r + 1, j]) + (x2 * W[r + 2, j] + x3 * W[r + 3, j])
-            ) + ((x4 * W[r + 4, j] + x5 * W[r + 5, j]) + (x6 * W[r + 6, j] + x7 * W[r + 7, j]))
+            w0, w1, w2, w3 = W[r, j], W[r + 1, j], W[r + 2, j], W[r + 3, j]
+            w4, w5, w6, w7 = W[r + 4, j], W[r + 5, j], W[r + 6, j], W[r + 7, j]
+            z[j] += ((x0 * w0 + x1 * w1) + (x2 * w2 + x3 * w3)) + ((x4 * w4 + x5 * w5) + (x6 * w6 + x7 * w7))
+            col_squares[j] += ((w0 * w0 + w1 * w1) + (w2 * w2 + w3 * w3)) + ((w4 * w4 + w5 * w5) + (w6 * w6 + w7 * w7))
         r += 8
     while r < k:
         v = x[r]
         for j in range(n):
-            z[j] += v * W[r, j]
+            w = W[r, j]
+            z[j] += v * w
+            col_squares[j] += w * w
         r += 1
 
 
@@ -872,9 +878,84 @@ def l1_gradient(params, grads, n_weights, l1, weight_sum):
 
 
 @njit(**_INLINED)
+def fused_online_adam(icfg, fcfg):
+    """Whether one-row steps take Adam's step inside the backward pass
+    (:func:`row_adam_layer`): Adam without L1."""
+    return icfg[I_SOLVER] == SOLVER_ADAM and fcfg[F_L1] == 0.0
+
+
+@njit(**_INLINED)
+def row_adam_layer(
+    prev, delta, params, grads, state_1, state_2, w_lo, b_lo, fan_in, n_cols, alpha, weight_sum, rate, beta_1,
+    beta_2, epsilon,
+):
+    """One row's gradient of a layer and Adam's step on it.
+
+    The same numbers as :func:`row_weight_gradient` followed by
+    :func:`adam_step`; on layers of at least FUSED_MIN_COLS columns in one pass
+    that never writes the gradient.
+    """
+    n_w = fan_in * n_cols
+    if n_cols >= FUSED_MIN_COLS:
+        W = _matrix(params, w_lo, fan_in, n_cols)
+        M = _matrix(state_1, w_lo, fan_in, n_cols)
+        V = _matrix(state_2, w_lo, fan_in, n_cols)
+        a = _like(params, alpha)
+        s = _like(params, weight_sum)
+        b1 = _like(params, beta_1)
+        b2 = _like(params, beta_2)
+        c1 = _like(params, 1.0 - beta_1)
+        c2 = _like(params, 1.0 - beta_2)
+        lr = _like(params, -rate)
+        eps = _like(params, epsilon)
+        unit = weight_sum == 1.0
+        # two copies of the loop: a test on weight_sum inside it costs a third
+        if unit:
+            for i in range(fan_in):
+                p = prev[i]
+                for j in range(n_cols):
+                    w = W[i, j]
+                    g = p * delta[j] + a * w
+                    mt = b1 * M[i, j] + c1 * g
+                    vt = b2 * V[i, j] + c2 * (g * g)
+                    M[i, j] = mt
+                    V[i, j] = vt
+                    W[i, j] = w + (lr * mt) / (np.sqrt(vt) + eps)
+        else:
+            for i in range(fan_in):
+                p = prev[i]
+                for j in range(n_cols):
+                    w = W[i, j]
+                    g = (p * delta[j] + a * w) / s
+                    mt = b1 * M[i, j] + c1 * g
+                    vt = b2 * V[i, j] + c2 * (g * g)
+                    M[i, j] = mt
+                    V[i, j] = vt
+                    W[i, j] = w + (lr * mt) / (np.sqrt(vt) + eps)
+    else:
+        # too narrow to vectorize along a row: the gradient, then one flat pass
+        W = _matrix(params, w_lo, fan_in, n_cols)
+        row_weight_gradient(prev, delta, W, _matrix(grads, w_lo, fan_in, n_cols), alpha, weight_sum)
+        adam_step(
+            _vector(params, w_lo, w_lo + n_w), _vector(grads, w_lo, w_lo + n_w),
+            _vector(state_1, w_lo, w_lo + n_w), _vector(state_2, w_lo, w_lo + n_w), rate, beta_1, beta_2, epsilon,
+        )
+    g_b = _vector(grads, b_lo, b_lo + n_cols)
+    if weight_sum == 1.0:
+        g_b = delta
+    else:
+        s = _like(params, weight_sum)
+        for j in range(n_cols):
+            g_b[j] = delta[j] / s
+    adam_step(_vector(params, b_lo, b_lo + n_cols), g_b, _vector(state_1, b_lo, b_lo + n_cols),
+              _vector(state_2, b_lo, b_lo + n_cols), rate, beta_1, beta_2, epsilon)
+
+
+@njit(**_INLINED)
 def row_gradient(
     X, strides, Y, sw, rows, start, params, grads, icfg, fcfg, layer_int, layer_float, units, w_off, b_off,
-    a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss, training, batch, n_weights,
+    a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss, n_weights, state_1, state_2, counters,
+    col_squares,
 ):
     """Forward, backward and the finished gradient of the single dense row ``rows[start]``.
 
@@ -884,8 +965,18 @@ def row_gradient(
     (penalty, division by the weight) while it is written and fused with the
     delta recursion. Returns (loss, weight, penalty) with the penalty already
     divided by the weight; nothing is written when the row's weight is 0.
+
+    For Adam without L1 (``fused``) each layer's gradient is not written: Adam's
+    step is taken in the same pass (:func:`row_adam_layer`), after the layer's
+    weights were used for the delta of the layer below; the results are the
+    same to the bit.
     """
     n_layers = units.shape[0] - 1
+    # (at most 30 arguments: Python passes more as *args, which Numba cannot inline)
+    training = icfg[I_DROPOUT] != 0
+    batch = counters[C_BATCH]
+    fused = fused_online_adam(icfg, fcfg)
+    squares = 0.0  # sum of the weights' squares, for the L2 penalty
     gather_rows(X, strides[0], strides[1], rows, start, 1, _matrix(xb, 0, 1, units[0]))
     for layer in range(n_layers):
         fan_in = units[layer]
@@ -896,7 +987,10 @@ def row_gradient(
             x = _vector(xb, 0, fan_in)
         else:
             x = _vector(acts, a_off[layer], a_off[layer] + fan_in)
-        row_times_matrix(x, _matrix(params, w_off[layer], fan_in, n_cols), _vector(pre, z_lo, z_lo + n_cols))
+        W = _matrix(params, w_off[layer], fan_in, n_cols)
+        row_times_matrix(x, W, _vector(pre, z_lo, z_lo + n_cols), col_squares)
+        for j in range(n_cols):
+            squares += col_squares[j]
         a = _matrix(acts, a_off[layer + 1], 1, units[layer + 1])
         bias_activation(
             _matrix(pre, z_lo, 1, n_cols), _vector(params, b_off[layer], b_off[layer] + n_cols), a,
@@ -912,6 +1006,7 @@ def row_gradient(
         return loss_sum, weight_sum, 0.0
     alpha = fcfg[F_ALPHA]
     s = _like(grads, weight_sum)
+    adam_rate = step_size(counters, icfg, fcfg) if fused else 0.0
     for layer in range(n_layers - 1, -1, -1):
         fan_in = units[layer]
         n_cols = units[layer + 1] * layer_int[layer, LAYER_PIECES]
@@ -928,14 +1023,20 @@ def row_gradient(
             delta_row = _matrix(deltas, z_lo, 1, n_cols)
             for f in range(fan_in):
                 dact[f] = row_dot(W, f, delta_row, 0, n_cols)
-        row_weight_gradient(prev, delta, W, _matrix(grads, w_off[layer], fan_in, n_cols), alpha, weight_sum)
-        g_b = _vector(grads, b_off[layer], b_off[layer] + n_cols)
-        if weight_sum == 1.0:
-            for j in range(n_cols):
-                g_b[j] = delta[j]
+        if fused:
+            row_adam_layer(
+                prev, delta, params, grads, state_1, state_2, w_off[layer], b_off[layer], fan_in, n_cols,
+                alpha, weight_sum, adam_rate, fcfg[F_BETA_1], fcfg[F_BETA_2], fcfg[F_EPSILON],
+            )
         else:
-            for j in range(n_cols):
-                g_b[j] = delta[j] / s
+            row_weight_gradient(prev, delta, W, _matrix(grads, w_off[layer], fan_in, n_cols), alpha, weight_sum)
+            g_b = _vector(grads, b_off[layer], b_off[layer] + n_cols)
+            if weight_sum == 1.0:
+                for j in range(n_cols):
+                    g_b[j] = delta[j]
+            else:
+                for j in range(n_cols):
+                    g_b[j] = delta[j] / s
         if layer > 0:
             below = layer - 1
             pieces = layer_int[below, LAYER_PIECES]
@@ -946,7 +1047,7 @@ def row_gradient(
                 layer_int[below, LAYER_ACTIVATION], layer_float[below, LAYER_SLOPE], pieces,
                 rate, icfg[I_SEED], batch, start, below,
             )
-    penalty = (0.5 * alpha) * sum_squares(params, 0, n_weights) if alpha != 0.0 else 0.0
+    penalty = (0.5 * alpha) * squares if alpha != 0.0 else 0.0
     l1 = fcfg[F_L1]
     if l1 != 0.0:
         penalty += l1 * l1_gradient(params, grads, n_weights, l1, weight_sum)
@@ -1176,7 +1277,6 @@ def train_epoch_rows(
     # Online SGD on dense X with at most PARAM_SLICE parameters: batch_size is 1,
     # each step runs the vector path of row_gradient.
     n_params = params.shape[0]
-    training = icfg[I_DROPOUT] != 0
     # borrowed views: the arrays handed down every step cost no atomic
     # reference counting (the caller keeps them alive)
     X, strides, Y, sw, rows = borrowed(X), borrowed(strides), borrowed(Y), borrowed(sw), borrowed(rows)
@@ -1187,18 +1287,21 @@ def train_epoch_rows(
     grads, xb_0, yb_0, swb_0 = borrowed(part_grads[0]), borrowed(xb[0]), borrowed(yb[0]), borrowed(swb[0])
     pre_0, acts_0, deltas_0 = borrowed(pre[0]), borrowed(acts[0]), borrowed(deltas[0])
     dact_0, row_loss_0 = borrowed(dact[0]), borrowed(row_loss[0])
+    fused = fused_online_adam(icfg, fcfg)
+    col_squares = np.zeros(units[1:].max() * layer_int[:, LAYER_PIECES].max())
     total = running_total
     for start in range(first_batch, stop_batch):
         loss_sum, weight_sum, penalty = row_gradient(
             X, strides, Y, sw, rows, start, params, grads, icfg, fcfg, layer_int, layer_float,
             units, w_off, b_off, a_off, z_off, xb_0, yb_0, swb_0, pre_0, acts_0, deltas_0, dact_0,
-            row_loss_0, training, counters[C_BATCH], n_weights,
+            row_loss_0, n_weights, state_1, state_2, counters, col_squares,
         )
         counters[C_BATCH] += 1
         if weight_sum == 0.0:
             continue
-        rate = step_size(counters, icfg, fcfg)
-        update_slice(0, n_params, params, grads, state_1, state_2, icfg, fcfg, n_weights, rate)
+        if not fused:
+            rate = step_size(counters, icfg, fcfg)
+            update_slice(0, n_params, params, grads, state_1, state_2, icfg, fcfg, n_weights, rate)
         total += loss_sum / weight_sum + penalty
     return total
 

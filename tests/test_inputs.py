@@ -79,12 +79,17 @@ ONLINE_CASES = {
                                hidden_layer_sizes=(6, 5)),
     "rmsprop-logistic": dict(solver="rmsprop", activation="logistic", learning_rate_init=0.001),
     "adamw-weights": dict(solver="adamw", weight_decay=0.1),
+    # Adam without L1 steps inside the one-row backward pass: a layer of 20
+    # columns in one pass, the narrow ones through the gradient buffer
+    "adam-fused-dropout": dict(solver="adam", alpha=1e-2, dropout=0.2, hidden_layer_sizes=(20, 6)),
+    "adam-fused-no-penalty": dict(solver="adam", alpha=0.0, hidden_layer_sizes=(17,)),
 }
 
 
+@pytest.mark.parametrize("weighted", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", list(ONLINE_CASES))
-def test_online_one_row_path_equals_batch_path(multiclass_data, case, dtype):
+def test_online_one_row_path_equals_batch_path(multiclass_data, case, dtype, weighted):
     # batch_size=1 on dense X runs the kernels' one-row (vector) path; sparse X
     # runs the general batch path: the same computation, so the same model
     X, y = multiclass_data
@@ -92,8 +97,10 @@ def test_online_one_row_path_equals_batch_path(multiclass_data, case, dtype):
     y = y[:60]
     params = dict(CLF, batch_size=1, max_iter=3)
     params.update(ONLINE_CASES[case])
-    weights = np.random.default_rng(0).uniform(0.0, 2.0, size=len(y))
-    weights[::7] = 0.0  # rows of weight 0 make no step
+    weights = None
+    if weighted:
+        weights = np.random.default_rng(0).uniform(0.0, 2.0, size=len(y))
+        weights[::7] = 0.0  # rows of weight 0 make no step
     dense = MLPClassifier(**params).fit(X, y, sample_weight=weights)
     sparse = MLPClassifier(**params).fit(sp.csr_matrix(X), y, sample_weight=weights)
     rtol, atol = (1e-4, 1e-6) if dtype == np.float32 else (1e-9, 1e-12)

@@ -157,6 +157,9 @@ ADAM_CASES = {
                                           learning_rate_init=0.01, batch_size=1)),
     "online-multiclass-relu": ("multiclass", dict(hidden_layer_sizes=(12,), learning_rate_init=0.01,
                                                   batch_size=1)),
+    # 24 columns: Adam's step runs inside the one-row backward pass
+    "online-multiclass-wide": ("multiclass", dict(hidden_layer_sizes=(24, 8), learning_rate_init=0.01,
+                                                  batch_size=1)),
 }
 
 
