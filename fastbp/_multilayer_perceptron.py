@@ -16,12 +16,14 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.optimize
+import scipy.sparse as sp
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils import assert_all_finite, check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
@@ -43,6 +45,37 @@ from ._optimizers import (
     check_lm_memory,
     lm_step,
 )
+
+
+# Dense X of at least this many values is checked for NaN and infinity with a
+# matrix-vector product (BLAS) instead of NumPy's sum: on 60,000 x 784 float32
+# 5.4 ms against 10.3 ms, one thread each; a partial_fit epoch of workload M
+# takes about 240 ms.
+_FINITE_CHECK_GEMV_MIN = 1 << 16
+
+
+def _check_finite(X, estimator_name):
+    """scikit-learn's check that dense X holds no NaN or infinity, with its errors.
+
+    The same two passes as scikit-learn's ``_assert_all_finite``: a sum that is
+    finite unless X holds a NaN or an infinity (or overflows), then, only if it
+    is not, the element-wise check that raises the usual ``ValueError``. The sum
+    is a matrix-vector product with ones on large contiguous X (about twice as
+    fast as NumPy's pairwise sum).
+    """
+    if get_config()["assume_finite"] or X.size == 0:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if X.ndim == 2 and X.size >= _FINITE_CHECK_GEMV_MIN and (X.flags.c_contiguous or X.flags.f_contiguous):
+            # one BLAS thread: as fast (memory bound), and no BLAS threads left
+            # spinning next to the epoch's threads
+            with _engine.compute_context(1, numba_parallel=False):
+                total = (X @ np.ones(X.shape[1], dtype=X.dtype)).sum()
+        else:
+            total = X.sum()
+    if not np.isfinite(total):
+        assert_all_finite(X, allow_nan=False, estimator_name=estimator_name, input_name="X")
+
 
 class TrainingDiverged(ValueError):
     """Training produced a non-finite loss or weights (learning rate too large,
@@ -1330,7 +1363,10 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             multi_output=True,
             dtype=(np.float64, np.float32),
             reset=reset,
+            ensure_all_finite=sp.issparse(X),  # dense X: _check_finite below
         )
+        if not sp.issparse(X):
+            _check_finite(X, type(self).__name__)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         y_labels = y

@@ -245,6 +245,40 @@ def test_layouts_regressor(regression_data, layout):
     assert_allclose(reg.predict(Xl), ref.predict(X), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("layout", ["C", "F", "row-strided"])
+@pytest.mark.parametrize("n_rows", [30, 400])  # 400 x 200 values: the matrix-vector first pass
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_X_gives_scikit_learns_error(layout, n_rows, bad):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n_rows, 200))
+    X[n_rows // 2, 150] = bad
+    X = {"C": X, "F": np.asfortranarray(X), "row-strided": np.repeat(X, 2, axis=0)[::2]}[layout]
+    y = np.arange(n_rows) % 3
+    with pytest.raises(ValueError) as expected:
+        sknn.MLPClassifier(max_iter=1).fit(X, y)
+    model = MLPClassifier(max_iter=1)
+    with pytest.raises(ValueError) as raised:
+        model.fit(X, y)
+    assert str(raised.value) == str(expected.value)
+    assert not hasattr(model, "coefs_")
+    fitted = MLPClassifier(max_iter=1).fit(np.nan_to_num(X, posinf=0.0, neginf=0.0), y)
+    before = [c.copy() for c in fitted.coefs_]
+    with pytest.raises(ValueError, match="Input X contains"):
+        fitted.partial_fit(X, y)
+    for a, b in zip(before, fitted.coefs_):
+        assert_array_equal(a, b)
+
+
+def test_finite_X_whose_sum_overflows_is_accepted():
+    # the fast first pass overflows to infinity; the element-wise check clears it
+    X = np.full((400, 200), 3e38, dtype=np.float32)
+    X[::2] *= -1.0
+    assert not np.isfinite((X @ np.ones(200, dtype=np.float32)).sum())
+    # past the input checks, the forward pass overflows: the fit reports that
+    with pytest.raises(fastbp.TrainingDiverged):
+        MLPRegressor(hidden_layer_sizes=(2,), max_iter=1).fit(X, np.zeros(400))
+
+
 def test_strided_targets_and_weights(regression_data):
     X, y = regression_data
     y2 = np.repeat(y, 2)[::2]
