@@ -22,9 +22,12 @@ CHUNK_ROWS = 4096
 # in a fixed order whatever the number of threads.
 COLUMN_BLOCK = 32
 
-# Parameters per slice of the gradient's finishing and the optimizer step: the
-# slices run in parallel in the threaded epoch, and the penalty is summed slice
-# by slice in order, so the result does not depend on the number of threads.
+# Most parameters per slice of the gradient's finishing and the optimizer step:
+# the slices run in parallel in the threaded epoch, and the penalty is summed
+# slice by slice in order, so the result does not depend on the number of
+# threads. The slices are of equal length, an even number of them
+# (_kernels.param_slices): with 2 threads, 4 slices of 64k, 64k, 64k and 38k
+# parameters (workload M) kept one thread 26% longer than the other.
 PARAM_SLICE = 1 << 16
 
 # prange inside the elementwise kernels. Measured on 2 cores: a parallel launch

@@ -1127,6 +1127,17 @@ def parts_gradient(
         )
 
 
+@njit(**_INLINED)
+def param_slices(n_params):
+    """Number of equal slices of the flat parameters for the finishing and the
+    step: slices of at most PARAM_SLICE, an even number when there are several,
+    so two threads get the same work (the count depends on n_params only)."""
+    n_slices = (n_params + PARAM_SLICE - 1) // PARAM_SLICE
+    if n_slices > 1:
+        n_slices += n_slices % 2
+    return n_slices
+
+
 @njit(cache=True, parallel=True, error_model="numpy", pipeline_class=SpecializingCompiler)
 def parallel_finish_update(
     n_slices, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg, fcfg, rate,
@@ -1134,9 +1145,10 @@ def parallel_finish_update(
 ):
     """:func:`finish_slice` then :func:`update_slice` on every slice, the slices in parallel."""
     n_params = params.shape[0]
+    slice_len = (n_params + n_slices - 1) // n_slices
     for k in prange(n_slices):
-        lo = k * PARAM_SLICE
-        hi = min(lo + PARAM_SLICE, n_params)
+        lo = k * slice_len
+        hi = min(lo + slice_len, n_params)
         slice_penalty[k] = finish_slice(lo, hi, params, part_grads, parts, n_weights, alpha, l1, weight_sum)
         update_slice(lo, hi, params, part_grads[0], state_1, state_2, icfg, fcfg, n_weights, rate)
 
@@ -1149,8 +1161,8 @@ def finish_and_step(
     """Finish a batch's gradient (parts summed in order) and take the solver's step;
     return the penalty (not yet divided by the weight sum).
 
-    Each slice of PARAM_SLICE parameters is finished and stepped on while it is
-    in cache, the slices in parallel when there are several.
+    Each slice (:func:`param_slices`) is finished and stepped on while it is in
+    cache, the slices in parallel when there are several.
     """
     n_params = params.shape[0]
     n_slices = slice_penalty.shape[0]
@@ -1199,7 +1211,7 @@ def train_epoch(
 ):
     """One thread's mini-batches of an epoch (the contract above)."""
     n = rows.shape[0]
-    n_slices = (params.shape[0] + PARAM_SLICE - 1) // PARAM_SLICE
+    n_slices = param_slices(params.shape[0])
     training = icfg[I_DROPOUT] != 0
     slice_penalty = np.zeros(n_slices)
     total = running_total
@@ -1235,7 +1247,7 @@ def train_epoch_parts(
     # in block order: the result depends on the number of parts, never on timing.
     n = rows.shape[0]
     n_parts = part_grads.shape[0]
-    n_slices = (params.shape[0] + PARAM_SLICE - 1) // PARAM_SLICE
+    n_slices = param_slices(params.shape[0])
     training = icfg[I_DROPOUT] != 0
     part_loss = np.zeros(n_parts)
     part_weight = np.zeros(n_parts)
