@@ -1372,6 +1372,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         y_labels = y
 
         one_of_k = y.ndim == 1
+        positions = None  # of the labels in classes_, when already known
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
@@ -1379,7 +1380,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         elif not self.warm_start and one_of_k and self._label_binarizer.y_type_ in ("binary", "multiclass"):
             # partial_fit on known classes: check membership by binary search
             # (np.unique of every call's labels costs more than the epoch on small data)
-            self._class_positions(y)
+            positions = self._class_positions(y)
         else:
             classes = unique_labels(y)
             if self.warm_start:
@@ -1395,7 +1396,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
         if one_of_k and self._label_binarizer.y_type_ in ("binary", "multiclass"):
-            y = self._one_hot(self._class_positions(y))
+            y = self._one_hot(self._class_positions(y) if positions is None else positions)
         else:
             y = self._label_binarizer.transform(y).astype(bool)
         return X, y, y_labels
