@@ -878,9 +878,9 @@ def l1_gradient(params, grads, n_weights, l1, weight_sum):
 
 
 @njit(**_INLINED)
-def fused_online_adam(icfg, fcfg):
-    """Whether one-row steps take Adam's step inside the backward pass
-    (:func:`row_adam_layer`): Adam without L1."""
+def fused_adam(icfg, fcfg):
+    """Whether Adam's step is taken in the same pass as the gradient's last stage
+    (:func:`row_adam_layer`, :func:`adam_two_parts`): Adam without L1."""
     return icfg[I_SOLVER] == SOLVER_ADAM and fcfg[F_L1] == 0.0
 
 
@@ -975,7 +975,7 @@ def row_gradient(
     # (at most 30 arguments: Python passes more as *args, which Numba cannot inline)
     training = icfg[I_DROPOUT] != 0
     batch = counters[C_BATCH]
-    fused = fused_online_adam(icfg, fcfg)
+    fused = fused_adam(icfg, fcfg)
     squares = 0.0  # sum of the weights' squares, for the L2 penalty
     gather_rows(X, strides[0], strides[1], rows, start, 1, _matrix(xb, 0, 1, units[0]))
     for layer in range(n_layers):
@@ -1093,12 +1093,80 @@ def update_slice(lo, hi, params, grads, state_1, state_2, icfg, fcfg, n_weights,
 def finish_slice(lo, hi, params, part_grads, parts, n_weights, alpha, l1, weight_sum):
     """Sum the parts' gradients on ``lo:hi`` (in part order) and finish them; the slice's penalty."""
     grads = part_grads[0]
+    summed = grads[lo:hi]  # (a view: indexing at lo + i does not vectorize)
     for part in range(1, parts):
-        other = part_grads[part]
-        for i in range(lo, hi):
-            grads[i] += other[i]
+        other = part_grads[part][lo:hi]
+        for i in range(hi - lo):
+            summed[i] += other[i]
     local_weights = min(max(n_weights - lo, 0), hi - lo)
     return finalize_gradient(params[lo:hi], grads[lo:hi], local_weights, alpha, l1, weight_sum)
+
+
+@njit(**_PARALLEL)
+def adam_two_parts(params, g_0, g_1, first_moment, second_moment, lo, hi, weights, alpha, weight_sum, rate,
+                   beta_1, beta_2, epsilon):
+    """Adam's step on parameters ``lo:hi`` from two parts' raw gradient sums, in
+    one pass that writes no gradient.
+
+    The same numbers as :func:`finish_slice` (``g = ((g_0 + g_1) + alpha * p) / S``
+    on ``weights``, ``(g_0 + g_1) / S`` on biases) followed by :func:`adam_step`.
+    The loops index views of the slice: indexing the whole arrays at ``lo + i``
+    kept them from vectorizing (3x slower).
+    """
+    a = _like(params, alpha)
+    s = _like(params, weight_sum)
+    b1 = _like(params, beta_1)
+    b2 = _like(params, beta_2)
+    c1 = _like(params, 1.0 - beta_1)
+    c2 = _like(params, 1.0 - beta_2)
+    lr = _like(params, -rate)
+    eps = _like(params, epsilon)
+    p = params[lo:hi]
+    x_0 = g_0[lo:hi]
+    x_1 = g_1[lo:hi]
+    m = first_moment[lo:hi]
+    v = second_moment[lo:hi]
+    # two copies of the loop, so that the test is not inside it
+    if weights:
+        for i in range(hi - lo):
+            w = p[i]
+            g = ((x_0[i] + x_1[i]) + a * w) / s
+            mt = b1 * m[i] + c1 * g
+            vt = b2 * v[i] + c2 * (g * g)
+            m[i] = mt
+            v[i] = vt
+            p[i] = w + (lr * mt) / (np.sqrt(vt) + eps)
+    else:
+        for i in range(hi - lo):
+            g = (x_0[i] + x_1[i]) / s
+            mt = b1 * m[i] + c1 * g
+            vt = b2 * v[i] + c2 * (g * g)
+            m[i] = mt
+            v[i] = vt
+            p[i] += (lr * mt) / (np.sqrt(vt) + eps)
+
+
+@njit(**_INLINED)
+def finish_update_slice(lo, hi, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2,
+                        icfg, fcfg, rate):
+    """:func:`finish_slice` then :func:`update_slice` on ``lo:hi``; the slice's penalty.
+
+    Adam without L1 on two parts (the threaded epoch on 2 cores) runs as one pass
+    (:func:`adam_two_parts`): the slice's data is read once and the summed
+    gradient never written.
+    """
+    if parts == 2 and fused_adam(icfg, fcfg):
+        split = lo + min(max(n_weights - lo, 0), hi - lo)
+        penalty = (0.5 * alpha) * sum_squares(params, lo, split) if alpha != 0.0 else 0.0
+        g_0 = part_grads[0]
+        g_1 = part_grads[1]
+        b_1, b_2, eps = fcfg[F_BETA_1], fcfg[F_BETA_2], fcfg[F_EPSILON]
+        adam_two_parts(params, g_0, g_1, state_1, state_2, lo, split, True, alpha, weight_sum, rate, b_1, b_2, eps)
+        adam_two_parts(params, g_0, g_1, state_1, state_2, split, hi, False, alpha, weight_sum, rate, b_1, b_2, eps)
+        return penalty
+    penalty = finish_slice(lo, hi, params, part_grads, parts, n_weights, alpha, l1, weight_sum)
+    update_slice(lo, hi, params, part_grads[0], state_1, state_2, icfg, fcfg, n_weights, rate)
+    return penalty
 
 
 @njit(**_SERIAL)
@@ -1143,14 +1211,15 @@ def parallel_finish_update(
     n_slices, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg, fcfg, rate,
     slice_penalty,
 ):
-    """:func:`finish_slice` then :func:`update_slice` on every slice, the slices in parallel."""
+    """:func:`finish_update_slice` on every slice, the slices in parallel."""
     n_params = params.shape[0]
     slice_len = (n_params + n_slices - 1) // n_slices
     for k in prange(n_slices):
         lo = k * slice_len
         hi = min(lo + slice_len, n_params)
-        slice_penalty[k] = finish_slice(lo, hi, params, part_grads, parts, n_weights, alpha, l1, weight_sum)
-        update_slice(lo, hi, params, part_grads[0], state_1, state_2, icfg, fcfg, n_weights, rate)
+        slice_penalty[k] = finish_update_slice(
+            lo, hi, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg, fcfg, rate
+        )
 
 
 @njit(**_SERIAL)
@@ -1168,8 +1237,10 @@ def finish_and_step(
     n_slices = slice_penalty.shape[0]
     rate = step_size(counters, icfg, fcfg)
     if n_slices == 1:
-        slice_penalty[0] = finish_slice(0, n_params, params, part_grads, parts, n_weights, alpha, l1, weight_sum)
-        update_slice(0, n_params, params, part_grads[0], state_1, state_2, icfg, fcfg, n_weights, rate)
+        slice_penalty[0] = finish_update_slice(
+            0, n_params, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg, fcfg,
+            rate,
+        )
     else:
         parallel_finish_update(
             n_slices, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg,
@@ -1299,7 +1370,7 @@ def train_epoch_rows(
     grads, xb_0, yb_0, swb_0 = borrowed(part_grads[0]), borrowed(xb[0]), borrowed(yb[0]), borrowed(swb[0])
     pre_0, acts_0, deltas_0 = borrowed(pre[0]), borrowed(acts[0]), borrowed(deltas[0])
     dact_0, row_loss_0 = borrowed(dact[0]), borrowed(row_loss[0])
-    fused = fused_online_adam(icfg, fcfg)
+    fused = fused_adam(icfg, fcfg)
     col_squares = np.zeros(units[1:].max() * layer_int[:, LAYER_PIECES].max())
     total = running_total
     for start in range(first_batch, stop_batch):
