@@ -1146,15 +1146,20 @@ def adam_two_parts(params, g_0, g_1, first_moment, second_moment, lo, hi, weight
             p[i] += (lr * mt) / (np.sqrt(vt) + eps)
 
 
-@njit(**_INLINED)
-def finish_update_slice(lo, hi, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2,
+@njit(**_SERIAL)
+def finish_update_slice(k, n_slices, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2,
                         icfg, fcfg, rate):
-    """:func:`finish_slice` then :func:`update_slice` on ``lo:hi``; the slice's penalty.
+    """:func:`finish_slice` then :func:`update_slice` on slice ``k`` of ``n_slices``
+    equal slices; the slice's penalty.
 
     Adam without L1 on two parts (the threaded epoch on 2 cores) runs as one pass
     (:func:`adam_two_parts`): the slice's data is read once and the summed
     gradient never written.
     """
+    n_params = params.shape[0]
+    slice_len = (n_params + n_slices - 1) // n_slices
+    lo = k * slice_len
+    hi = min(lo + slice_len, n_params)
     if parts == 2 and fused_adam(icfg, fcfg):
         split = lo + min(max(n_weights - lo, 0), hi - lo)
         penalty = (0.5 * alpha) * sum_squares(params, lo, split) if alpha != 0.0 else 0.0
@@ -1212,13 +1217,11 @@ def parallel_finish_update(
     slice_penalty,
 ):
     """:func:`finish_update_slice` on every slice, the slices in parallel."""
-    n_params = params.shape[0]
-    slice_len = (n_params + n_slices - 1) // n_slices
     for k in prange(n_slices):
-        lo = k * slice_len
-        hi = min(lo + slice_len, n_params)
+        # (prange's index is unsigned: as int64, the call is the one of finish_and_step)
         slice_penalty[k] = finish_update_slice(
-            lo, hi, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg, fcfg, rate
+            np.int64(k), n_slices, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg, fcfg,
+            rate,
         )
 
 
@@ -1233,14 +1236,16 @@ def finish_and_step(
     Each slice (:func:`param_slices`) is finished and stepped on while it is in
     cache, the slices in parallel when there are several.
     """
-    n_params = params.shape[0]
     n_slices = slice_penalty.shape[0]
     rate = step_size(counters, icfg, fcfg)
     if n_slices == 1:
-        slice_penalty[0] = finish_update_slice(
-            0, n_params, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg, fcfg,
-            rate,
-        )
+        # the call of parallel_finish_update (a loop index, not the constant 0:
+        # a literal argument would compile another version)
+        for k in range(n_slices):
+            slice_penalty[k] = finish_update_slice(
+                k, n_slices, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg,
+                fcfg, rate,
+            )
     else:
         parallel_finish_update(
             n_slices, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg,
