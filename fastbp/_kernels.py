@@ -1162,7 +1162,8 @@ def finish_update_slice(k, n_slices, params, part_grads, parts, n_weights, alpha
     hi = min(lo + slice_len, n_params)
     if parts == 2 and fused_adam(icfg, fcfg):
         split = lo + min(max(n_weights - lo, 0), hi - lo)
-        penalty = (0.5 * alpha) * sum_squares(params, lo, split) if alpha != 0.0 else 0.0
+        # (a view and 0, as finalize_gradient calls it: one compiled version)
+        penalty = (0.5 * alpha) * sum_squares(params[lo:split], 0, split - lo) if alpha != 0.0 else 0.0
         g_0 = part_grads[0]
         g_1 = part_grads[1]
         b_1, b_2, eps = fcfg[F_BETA_1], fcfg[F_BETA_2], fcfg[F_EPSILON]
