@@ -574,15 +574,20 @@ def sgd_step(params, grads, velocity, learning_rate, momentum, nesterov):
             params[i] += v
 
 
+@njit(**_INLINED)
+def adam_constants(params, step_size, beta_1, beta_2, epsilon):
+    """Adam's constants in the parameters' dtype: (b1, c1, b2, c2, -step_size, eps),
+    ``c = 1 - b``. Every Adam loop below rounds with these."""
+    return (
+        _like(params, beta_1), _like(params, 1.0 - beta_1), _like(params, beta_2), _like(params, 1.0 - beta_2),
+        _like(params, -step_size), _like(params, epsilon),
+    )
+
+
 @njit(**_PARALLEL)
 def adam_step(params, grads, first_moment, second_moment, step_size, beta_1, beta_2, epsilon):
     """One Adam step (Kingma & Ba) with the bias-corrected ``step_size``."""
-    b1 = _like(params, beta_1)
-    b2 = _like(params, beta_2)
-    c1 = _like(params, 1.0 - beta_1)
-    c2 = _like(params, 1.0 - beta_2)
-    lr = _like(params, -step_size)
-    eps = _like(params, epsilon)
+    b1, c1, b2, c2, lr, eps = adam_constants(params, step_size, beta_1, beta_2, epsilon)
     for i in range(params.shape[0]):
         g = grads[i]
         mt = b1 * first_moment[i] + c1 * g
@@ -902,12 +907,7 @@ def row_adam_layer(
         V = _matrix(state_2, w_lo, fan_in, n_cols)
         a = _like(params, alpha)
         s = _like(params, weight_sum)
-        b1 = _like(params, beta_1)
-        b2 = _like(params, beta_2)
-        c1 = _like(params, 1.0 - beta_1)
-        c2 = _like(params, 1.0 - beta_2)
-        lr = _like(params, -rate)
-        eps = _like(params, epsilon)
+        b1, c1, b2, c2, lr, eps = adam_constants(params, rate, beta_1, beta_2, epsilon)
         unit = weight_sum == 1.0
         # two copies of the loop: a test on weight_sum inside it costs a third
         if unit:
@@ -1115,12 +1115,7 @@ def adam_two_parts(params, g_0, g_1, first_moment, second_moment, lo, hi, weight
     """
     a = _like(params, alpha)
     s = _like(params, weight_sum)
-    b1 = _like(params, beta_1)
-    b2 = _like(params, beta_2)
-    c1 = _like(params, 1.0 - beta_1)
-    c2 = _like(params, 1.0 - beta_2)
-    lr = _like(params, -rate)
-    eps = _like(params, epsilon)
+    b1, c1, b2, c2, lr, eps = adam_constants(params, rate, beta_1, beta_2, epsilon)
     p = params[lo:hi]
     x_0 = g_0[lo:hi]
     x_1 = g_1[lo:hi]
