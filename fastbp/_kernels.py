@@ -1216,8 +1216,8 @@ def parallel_finish_update(
     for k in prange(n_slices):
         # (prange's index is unsigned: as int64, the call is the one of finish_and_step)
         slice_penalty[k] = finish_update_slice(
-            np.int64(k), n_slices, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg, fcfg,
-            rate,
+            np.int64(k), n_slices, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2,
+            icfg, fcfg, rate,
         )
 
 

@@ -1781,7 +1781,10 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             y_numeric=True,
             dtype=(np.float64, np.float32),
             reset=reset,
+            ensure_all_finite=sp.issparse(X),  # dense X: _check_finite below
         )
+        if not sp.issparse(X):
+            _check_finite(X, type(self).__name__)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y, y

@@ -254,13 +254,14 @@ def test_non_finite_X_gives_scikit_learns_error(layout, n_rows, bad):
     X[n_rows // 2, 150] = bad
     X = {"C": X, "F": np.asfortranarray(X), "row-strided": np.repeat(X, 2, axis=0)[::2]}[layout]
     y = np.arange(n_rows) % 3
-    with pytest.raises(ValueError) as expected:
-        sknn.MLPClassifier(max_iter=1).fit(X, y)
-    model = MLPClassifier(max_iter=1)
-    with pytest.raises(ValueError) as raised:
-        model.fit(X, y)
-    assert str(raised.value) == str(expected.value)
-    assert not hasattr(model, "coefs_")
+    for ours, theirs, target in [(MLPClassifier, sknn.MLPClassifier, y), (MLPRegressor, sknn.MLPRegressor, y * 0.5)]:
+        with pytest.raises(ValueError) as expected:
+            theirs(max_iter=1).fit(X, target)
+        model = ours(max_iter=1)
+        with pytest.raises(ValueError) as raised:
+            model.fit(X, target)
+        assert str(raised.value) == str(expected.value)
+        assert not hasattr(model, "coefs_")
     fitted = MLPClassifier(max_iter=1).fit(np.nan_to_num(X, posinf=0.0, neginf=0.0), y)
     before = [c.copy() for c in fitted.coefs_]
     with pytest.raises(ValueError, match="Input X contains"):
