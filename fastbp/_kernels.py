@@ -1103,13 +1103,13 @@ def finish_slice(lo, hi, params, part_grads, parts, n_weights, alpha, l1, weight
 
 
 @njit(**_PARALLEL)
-def adam_two_parts(params, g_0, g_1, first_moment, second_moment, lo, hi, weights, alpha, weight_sum, rate,
-                   beta_1, beta_2, epsilon):
-    """Adam's step on parameters ``lo:hi`` from two parts' raw gradient sums, in
-    one pass that writes no gradient.
+def adam_two_parts(params, g_0, g_1, first_moment, second_moment, lo, hi, alpha, weight_sum, rate, beta_1, beta_2,
+                   epsilon):
+    """Adam's step on weights ``lo:hi`` from two parts' raw gradient sums, in one
+    pass that writes no gradient.
 
-    The same numbers as :func:`finish_slice` (``g = ((g_0 + g_1) + alpha * p) / S``
-    on ``weights``, ``(g_0 + g_1) / S`` on biases) followed by :func:`adam_step`.
+    The same numbers as :func:`finish_slice` (``g = ((g_0 + g_1) + alpha * w) / S``)
+    followed by :func:`adam_step`.
     The loops index views of the slice: indexing the whole arrays at ``lo + i``
     kept them from vectorizing (3x slower).
     """
@@ -1121,24 +1121,14 @@ def adam_two_parts(params, g_0, g_1, first_moment, second_moment, lo, hi, weight
     x_1 = g_1[lo:hi]
     m = first_moment[lo:hi]
     v = second_moment[lo:hi]
-    # two copies of the loop, so that the test is not inside it
-    if weights:
-        for i in range(hi - lo):
-            w = p[i]
-            g = ((x_0[i] + x_1[i]) + a * w) / s
-            mt = b1 * m[i] + c1 * g
-            vt = b2 * v[i] + c2 * (g * g)
-            m[i] = mt
-            v[i] = vt
-            p[i] = w + (lr * mt) / (np.sqrt(vt) + eps)
-    else:
-        for i in range(hi - lo):
-            g = (x_0[i] + x_1[i]) / s
-            mt = b1 * m[i] + c1 * g
-            vt = b2 * v[i] + c2 * (g * g)
-            m[i] = mt
-            v[i] = vt
-            p[i] += (lr * mt) / (np.sqrt(vt) + eps)
+    for i in range(hi - lo):
+        w = p[i]
+        g = ((x_0[i] + x_1[i]) + a * w) / s
+        mt = b1 * m[i] + c1 * g
+        vt = b2 * v[i] + c2 * (g * g)
+        m[i] = mt
+        v[i] = vt
+        p[i] = w + (lr * mt) / (np.sqrt(vt) + eps)
 
 
 @njit(**_SERIAL)
@@ -1147,25 +1137,28 @@ def finish_update_slice(k, n_slices, params, part_grads, parts, n_weights, alpha
     """:func:`finish_slice` then :func:`update_slice` on slice ``k`` of ``n_slices``
     equal slices; the slice's penalty.
 
-    Adam without L1 on two parts (the threaded epoch on 2 cores) runs as one pass
-    (:func:`adam_two_parts`): the slice's data is read once and the summed
-    gradient never written.
+    Adam without L1 on two parts (the threaded epoch on 2 cores) runs on the
+    slice's weights as one pass (:func:`adam_two_parts`): their data is read once
+    and the summed gradient never written. Biases (few) take the general path.
     """
     n_params = params.shape[0]
     slice_len = (n_params + n_slices - 1) // n_slices
     lo = k * slice_len
     hi = min(lo + slice_len, n_params)
+    penalty = 0.0
     if parts == 2 and fused_adam(icfg, fcfg):
         split = lo + min(max(n_weights - lo, 0), hi - lo)
-        # (a view and 0, as finalize_gradient calls it: one compiled version)
-        penalty = (0.5 * alpha) * sum_squares(params[lo:split], 0, split - lo) if alpha != 0.0 else 0.0
-        g_0 = part_grads[0]
-        g_1 = part_grads[1]
-        b_1, b_2, eps = fcfg[F_BETA_1], fcfg[F_BETA_2], fcfg[F_EPSILON]
-        adam_two_parts(params, g_0, g_1, state_1, state_2, lo, split, True, alpha, weight_sum, rate, b_1, b_2, eps)
-        adam_two_parts(params, g_0, g_1, state_1, state_2, split, hi, False, alpha, weight_sum, rate, b_1, b_2, eps)
-        return penalty
-    penalty = finish_slice(lo, hi, params, part_grads, parts, n_weights, alpha, l1, weight_sum)
+        if alpha != 0.0:
+            # (a view and 0, as finalize_gradient calls it: one compiled version)
+            penalty = (0.5 * alpha) * sum_squares(params[lo:split], 0, split - lo)
+        adam_two_parts(
+            params, part_grads[0], part_grads[1], state_1, state_2, lo, split, alpha, weight_sum, rate,
+            fcfg[F_BETA_1], fcfg[F_BETA_2], fcfg[F_EPSILON],
+        )
+        lo = split  # the slice's biases, if any
+        if lo == hi:
+            return penalty
+    penalty += finish_slice(lo, hi, params, part_grads, parts, n_weights, alpha, l1, weight_sum)
     update_slice(lo, hi, params, part_grads[0], state_1, state_2, icfg, fcfg, n_weights, rate)
     return penalty
 
