@@ -57,9 +57,11 @@ N_TEST = 5000  # held-out samples for the accuracy
 
 
 def _classifier(library, workload, **overrides):
-    if library == "fastbp":
+    if library in ("fastbp", "fastbp_hogwild"):
         import fastbp
 
+        if library == "fastbp_hogwild":
+            overrides["hogwild"] = True
         return fastbp.MLPClassifier(**estimator_params(workload, **overrides))
     if library == "sklearn":
         from sklearn.neural_network import MLPClassifier
@@ -129,6 +131,25 @@ class EpochSklearn(_EpochBase):
     library = "sklearn"
     params = (WORKLOAD_NAMES, DTYPES, N_JOBS)
     param_names = ["workload", "dtype", "n_jobs"]
+
+
+class EpochHogwild(_EpochBase):
+    """One epoch of fastbp's opt-in Hogwild! (lock-free online SGD on n_jobs threads)
+    on the batch-size-1 workload; not deterministic. Its final loss and accuracy are
+    tracked by Convergence (library fastbp_hogwild)."""
+
+    library = "fastbp"
+    params = ([name for name in WORKLOAD_NAMES if WORKLOADS[name].batch == 1], DTYPES, N_JOBS)
+    param_names = ["workload", "dtype", "n_jobs"]
+
+    def setup(self, workload, dtype, n_jobs):
+        _skip_if_too_many_threads(n_jobs)
+        _quiet()
+        self.X, self.y = make_data(workload, dtype)
+        self.classes = np.arange(WORKLOADS[workload].classes)
+        self.est = _classifier("fastbp_hogwild", workload, n_jobs=n_jobs)
+        self._limits = None
+        self.est.partial_fit(self.X, self.y, classes=self.classes)
 
 
 def _rss_mib(field):
@@ -226,10 +247,15 @@ class FirstFit:
     track_first_fit.unit = "seconds"
 
 
-class Convergence:
-    """Training loss_ and held-out accuracy after EPOCHS epochs (fit, max_iter=EPOCHS)."""
+def _runs(workload, library):
+    return library != "fastbp_hogwild" or WORKLOADS[workload].batch == 1
 
-    params = (WORKLOAD_NAMES, DTYPES, ["fastbp", "sklearn"])
+
+class Convergence:
+    """Training loss_ and held-out accuracy after EPOCHS epochs (fit, max_iter=EPOCHS);
+    fastbp_hogwild (hogwild=True) on the batch-size-1 workload only."""
+
+    params = (WORKLOAD_NAMES, DTYPES, ["fastbp", "fastbp_hogwild", "sklearn"])
     param_names = ["workload", "dtype", "library"]
     timeout = 900.0
 
@@ -240,14 +266,20 @@ class Convergence:
         for workload in WORKLOAD_NAMES:
             for dtype in DTYPES:
                 X, y, X_test, y_test = make_data(workload, dtype, n_test=N_TEST)
-                for library in ["fastbp", "sklearn"]:
+                for library in ["fastbp", "fastbp_hogwild", "sklearn"]:
                     key = (workload, dtype, library)
+                    if not _runs(workload, library):
+                        continue
                     try:
                         est = _classifier(library, workload, max_iter=EPOCHS).fit(X, y)
                         results[key] = (float(est.loss_), float(est.score(X_test, y_test)))
                     except Exception as exc:  # reported by the track_ methods
                         results[key] = f"{type(exc).__name__}: {exc}"
         return results
+
+    def setup(self, results, workload, dtype, library):
+        if not _runs(workload, library):
+            raise NotImplementedError("hogwild=True is online SGD: batch-size-1 workloads only")
 
     @staticmethod
     def _get(results, key):

@@ -570,7 +570,7 @@ def _block_epochs(est, blocks, client, network, flat, optimizer, batch_size, see
                 if m == 0:
                     continue
                 data = _engine.InputData(X, dtype)
-                trainer = est._trainer(network, data, Y, weights, dtype, seed, min(batch_size, m), parts)
+                trainer = est._trainer(network, data, Y, weights, dtype, seed, min(batch_size, m), parts, hogwild=True)
                 rows = np.arange(m, dtype=np.int64)
                 step = est._make_step(trainer, network, flat, rows, batch_size, optimizer, weights, Y)
                 try:
@@ -738,7 +738,7 @@ def fit_dask(est, X, y, sample_weight, incremental, X_val, y_val, sample_weight_
     objective = _BlockObjective(blocks, network, icfg, fcfg, est.n_jobs, client)
 
     parts = est._thread_parts(network, n_samples)
-    with _engine.compute_context(est.n_jobs, data_parallel=parts > 1):
+    with _engine.compute_context(est.n_jobs, data_parallel=parts > 1 or bool(est.hogwild)):
         callback_ctx = est._begin_callbacks(X, y, sample_weight)
         deadline = None if est.max_time is None else start_time + float(est.max_time)
         if est.solver == "lbfgs":

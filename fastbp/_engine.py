@@ -20,6 +20,8 @@ from threadpoolctl import ThreadpoolController
 from . import _kernels
 from ._codes import (
     ACT_MAXOUT,
+    C_ADAM_STEP,
+    C_BATCH,
     F_ALPHA,
     F_BETA_1,
     F_BETA_2,
@@ -140,6 +142,19 @@ class Network:
         return self.units, self.w_off, self.b_off, ws.a_off, ws.z_off
 
 
+def _isolated_empty(size, dtype):
+    """An empty vector that shares no cache line with any other allocation
+    (written by one thread while others write theirs: no false sharing)."""
+    dtype = np.dtype(dtype)
+    pad = -(-_CACHE_LINE // dtype.itemsize)
+    buf = np.empty(size + 3 * pad, dtype=dtype)
+    start = pad + (-(buf.ctypes.data // dtype.itemsize + pad)) % pad  # line-aligned, a line in
+    return buf[start : start + size]
+
+
+_CACHE_LINE = 64
+
+
 class Workspace:
     """Reused per-batch buffers: gathered inputs and targets, activations, deltas.
 
@@ -149,7 +164,7 @@ class Workspace:
     kernels use. ``grads`` (part 0's gradient) receives the summed gradient.
     """
 
-    def __init__(self, network, rows, dtype, dense_input, parts=1, backward=True):
+    def __init__(self, network, rows, dtype, dense_input, parts=1, backward=True, isolated=False):
         rows = max(int(rows), 1)
         back = rows if backward else 0  # forward-only use (predict) needs no deltas
         self.rows = rows
@@ -167,12 +182,15 @@ class Workspace:
             "swb": rows,
             "grads": int(network.n_params) if backward else 0,
         }
+        sizes["row_loss"] = rows
         for name, size in sizes.items():
-            stacked = np.empty((parts, size), dtype=dtype)
+            item_dtype = np.float64 if name == "row_loss" else dtype
+            if isolated:
+                stacked = _isolated_empty(parts * size, item_dtype).reshape(parts, size)
+            else:
+                stacked = np.empty((parts, size), dtype=item_dtype)
             setattr(self, name + "_parts", stacked)
             setattr(self, name, stacked[0])
-        self.row_loss_parts = np.empty((parts, rows), dtype=np.float64)
-        self.row_loss = self.row_loss_parts[0]
 
     def buffers(self):
         """Part 0's buffers, in the kernels' argument order."""
@@ -437,7 +455,9 @@ class Trainer:
         Largest batch (or chunk) the workspaces must hold.
     """
 
-    def __init__(self, network, X, Y, sample_weight, icfg, fcfg, batch_rows, parts=1):
+    def __init__(
+        self, network, X, Y, sample_weight, icfg, fcfg, batch_rows, parts=1, hogwild_threads=1, hogwild_merge_every=1
+    ):
         self.network = network
         self.X = X
         dtype = Y.dtype
@@ -453,7 +473,17 @@ class Trainer:
         self.fcfg = fcfg.copy()
         self.parts = max(1, min(int(parts), int(batch_rows)))
         rows_per_part = -(-int(batch_rows) // self.parts)
+        # Hogwild!: one-row steps on several threads, one set of buffers each
+        self.hogwild_threads = max(1, int(hogwild_threads))
+        self.hogwild_merge_every = int(hogwild_merge_every)
+        if self.hogwild_threads > 1 and X.is_sparse:
+            raise ValueError(
+                "hogwild=True trains on dense rows: convert sparse X with X.toarray(), or use hogwild=False."
+            )
         self.ws = Workspace(network, rows_per_part, dtype, not X.is_sparse, self.parts)
+        self.hogwild_ws = [
+            Workspace(network, 1, dtype, True, isolated=True) for _ in range(self.hogwild_threads)
+        ] if self.hogwild_threads > 1 else []
         self._block_rows = None  # rows per kernel call of a full-batch pass
 
     def _buffers(self):
@@ -469,18 +499,101 @@ class Trainer:
         """
         self.fcfg[F_LEARNING_RATE] = learning_rate
         net, ws = self.network, self.ws
+        if self.hogwild_threads > 1 and int(batch_size) == 1:
+            return self._train_rows_hogwild(
+                flat, rows, first_batch, stop_batch, state_1, state_2, counters, running_total
+            )
         if self.parts > 1:
             kernel = _kernels.train_epoch_parts
         elif int(batch_size) == 1 and not self.X.is_sparse and net.n_params <= PARAM_SLICE:
             kernel = _kernels.train_epoch_rows
         else:
             kernel = _kernels.train_epoch
+        # (train_epoch_rows's Hogwild! arguments: not used)
+        extra = (flat[:0], flat[:0], 0) if kernel is _kernels.train_epoch_rows else ()
         with _parallel_launch(self.parts > 1 or net.n_params > PARAM_SLICE):
             return kernel(
                 *self.X.arrays(), self.Y, self.sw, rows, int(batch_size), int(first_batch), int(stop_batch),
                 flat, ws.grads_parts, state_1, state_2, counters, self.icfg, self.fcfg, *net.tables(),
-                int(net.n_weights), *net.offsets(ws), *ws.part_buffers(), float(running_total),
+                int(net.n_weights), *net.offsets(ws), *ws.part_buffers(), float(running_total), *extra,
             )
+
+    def _train_rows_hogwild(self, flat, rows, first_batch, stop_batch, state_1, state_2, counters, running_total):
+        """Online steps ``first_batch..stop_batch-1`` on several threads at once, lock-free (Hogwild!).
+
+        Each thread runs :func:`_kernels.train_epoch_rows` (which releases the
+        GIL) on its own contiguous share of the steps. A thread steps on its own
+        copy of the weights and adds the change to the shared ``flat`` every
+        ``hogwild_merge_every`` steps, without locks, then continues from the
+        sum (1: after every step, as in Niu et al.). Each thread has its own
+        workspace, its own copy of the optimizer's buffers (as each process of
+        PyTorch's Hogwild example has its own optimizer) and its own counters,
+        allocated so that no two threads write to one cache line; at the end the
+        buffers are averaged back into ``state_1``/``state_2`` and the counters
+        advance by the steps taken. A step's dropout mask is the one of its
+        position in the epoch, as in a one-thread epoch.
+        """
+        net = self.network
+        n_steps = int(stop_batch) - int(first_batch)
+        threads = max(1, min(self.hogwild_threads, n_steps))
+        bounds = [int(first_batch) + (n_steps * k) // threads for k in range(threads + 1)]
+        shares = []
+        for k in range(threads):
+            share_counters = _isolated_empty(counters.shape[0], counters.dtype)
+            share_counters[:] = counters
+            share_counters[C_BATCH] += bounds[k] - int(first_batch)
+            share_1 = _isolated_empty(state_1.shape[0], state_1.dtype)
+            share_1[:] = state_1
+            share_2 = _isolated_empty(state_2.shape[0], state_2.dtype)
+            share_2[:] = state_2
+            local = _isolated_empty(flat.shape[0], flat.dtype)
+            local[:] = flat
+            snapshot = _isolated_empty(flat.shape[0], flat.dtype)
+            snapshot[:] = flat
+            shares.append((share_counters, share_1, share_2, local, snapshot))
+        results = [0.0] * threads
+        errors = []
+
+        def run(k):
+            share_counters, share_1, share_2, local, snapshot = shares[k]
+            ws = self.hogwild_ws[k]
+            try:
+                results[k] = _kernels.train_epoch_rows(
+                    *self.X.arrays(), self.Y, self.sw, rows, 1, bounds[k], bounds[k + 1], local,
+                    ws.grads_parts, share_1, share_2, share_counters, self.icfg, self.fcfg,
+                    *net.tables(), int(net.n_weights), *net.offsets(ws), *ws.part_buffers(), 0.0,
+                    flat, snapshot, self.hogwild_merge_every,
+                )
+            except BaseException as error:  # re-raised by the calling thread
+                errors.append(error)
+
+        workers = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(1, threads)]
+        for worker in workers:
+            worker.start()
+        interrupted = None
+        try:
+            run(0)
+        finally:
+            # the workers write to flat: wait for them even through Ctrl-C
+            for worker in workers:
+                while worker.is_alive():
+                    try:
+                        worker.join()
+                    except KeyboardInterrupt as error:
+                        interrupted = error
+        if interrupted is not None:
+            raise interrupted
+        if errors:
+            raise errors[0]
+        if threads > 1:
+            state_1[...] = np.mean([share[1] for share in shares], axis=0, dtype=np.float64)
+            state_2[...] = np.mean([share[2] for share in shares], axis=0, dtype=np.float64)
+        else:
+            state_1[...] = shares[0][1]
+            state_2[...] = shares[0][2]
+        counters[C_ADAM_STEP] += sum(int(share[0][C_ADAM_STEP] - counters[C_ADAM_STEP]) for share in shares)
+        counters[C_BATCH] += n_steps
+        return float(running_total) + sum(results)
 
     def loss_and_gradient(self, flat, rows, chunk=None, deadline=None):
         """Mean loss (with penalties) and its gradient (in ``self.ws.grads``) over ``rows``.

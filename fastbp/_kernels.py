@@ -1344,13 +1344,23 @@ def train_epoch_parts(
     return total
 
 
-@njit(**_SERIAL)
+# nogil: the Hogwild! epoch runs it on several Python threads at once
+@njit(nogil=True, **_SERIAL)
 def train_epoch_rows(
     X, strides, data, indices, indptr, Y, sw, rows, batch_size, first_batch, stop_batch,
     params, part_grads, state_1, state_2, counters, icfg, fcfg, layer_int, layer_float, n_weights,
     units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss, running_total,
+    shared, snapshot, merge_every,
 ):
-    """Online SGD, one dense row per step (the contract above)."""
+    """Online SGD, one dense row per step (the contract above).
+
+    With ``merge_every`` > 0 (a Hogwild! thread) the steps update ``params``,
+    this thread's copy of the weights, and every ``merge_every`` steps (and
+    after the last) the change since the last merge is added to ``shared``,
+    the weights all threads update without locks; ``params`` and ``snapshot``
+    then take ``shared``'s values. ``shared`` and ``snapshot`` are not used
+    when ``merge_every`` is 0.
+    """
     # Online SGD on dense X with at most PARAM_SLICE parameters: batch_size is 1,
     # each step runs the vector path of row_gradient.
     n_params = params.shape[0]
@@ -1358,6 +1368,7 @@ def train_epoch_rows(
     # reference counting (the caller keeps them alive)
     X, strides, Y, sw, rows = borrowed(X), borrowed(strides), borrowed(Y), borrowed(sw), borrowed(rows)
     params, state_1, state_2 = borrowed(params), borrowed(state_1), borrowed(state_2)
+    shared, snapshot = borrowed(shared), borrowed(snapshot)
     counters, icfg, fcfg = borrowed(counters), borrowed(icfg), borrowed(fcfg)
     layer_int, layer_float, units = borrowed(layer_int), borrowed(layer_float), borrowed(units)
     w_off, b_off, a_off, z_off = borrowed(w_off), borrowed(b_off), borrowed(a_off), borrowed(z_off)
@@ -1374,13 +1385,24 @@ def train_epoch_rows(
             row_loss_0, n_weights, state_1, state_2, counters, col_squares,
         )
         counters[C_BATCH] += 1
-        if weight_sum == 0.0:
-            continue
-        if not fused:
-            rate = step_size(counters, icfg, fcfg)
-            update_slice(0, n_params, params, grads, state_1, state_2, icfg, fcfg, n_weights, rate)
-        total += loss_sum / weight_sum + penalty
+        if weight_sum != 0.0:
+            if not fused:
+                rate = step_size(counters, icfg, fcfg)
+                update_slice(0, n_params, params, grads, state_1, state_2, icfg, fcfg, n_weights, rate)
+            total += loss_sum / weight_sum + penalty
+        if merge_every > 0 and ((start + 1 - first_batch) % merge_every == 0 or start + 1 == stop_batch):
+            merge_weights(params, shared, snapshot)
     return total
+
+
+@njit(**_INLINED)
+def merge_weights(params, shared, snapshot):
+    """Add this thread's change (params - snapshot) to the shared weights, lock-free; take the sum."""
+    for i in range(params.shape[0]):
+        merged = shared[i] + (params[i] - snapshot[i])
+        shared[i] = merged
+        params[i] = merged
+        snapshot[i] = merged
 
 
 @njit(**_SERIAL)

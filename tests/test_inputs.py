@@ -502,6 +502,7 @@ def test_same_constructor_as_sklearn(cls):
     added = {
         "n_jobs": None, "l1": 0.0, "dropout": 0.0, "init": "glorot", "max_time": None,
         "negative_slope": 0.01, "maxout_pieces": 2, "weight_decay": 0.01, "rho": 0.9, "device": "cpu",
+        "hogwild": False, "hogwild_merge_every": 16,
     }
     added.update({"loss": "log_loss", "class_weight": None} if cls == "MLPClassifier" else {"huber_delta": 1.0})
     assert {k: v for k, v in fb_params.items() if k not in sk_params} == added
