@@ -142,17 +142,21 @@ class Network:
         return self.units, self.w_off, self.b_off, ws.a_off, ws.z_off
 
 
+_CACHE_LINE = 64
+
+
 def _isolated_empty(size, dtype):
     """An empty vector that shares no cache line with any other allocation
-    (written by one thread while others write theirs: no false sharing)."""
+    (written by one thread while others write theirs: no false sharing).
+
+    It starts on a cache line boundary at least a line into a larger buffer and
+    is followed by at least a line of it.
+    """
     dtype = np.dtype(dtype)
-    pad = -(-_CACHE_LINE // dtype.itemsize)
-    buf = np.empty(size + 3 * pad, dtype=dtype)
-    start = pad + (-(buf.ctypes.data // dtype.itemsize + pad)) % pad  # line-aligned, a line in
+    per_line = -(-_CACHE_LINE // dtype.itemsize)
+    buf = np.empty(size + 3 * per_line, dtype=dtype)
+    start = per_line + (-(buf.ctypes.data // dtype.itemsize)) % per_line
     return buf[start : start + size]
-
-
-_CACHE_LINE = 64
 
 
 class Workspace:
@@ -581,18 +585,22 @@ class Trainer:
                         worker.join()
                     except KeyboardInterrupt as error:
                         interrupted = error
-        if interrupted is not None:
-            raise interrupted
-        if errors:
-            raise errors[0]
+        # the steps taken reach the optimizer's state even when a thread was
+        # interrupted (flat has them already)
         if threads > 1:
             state_1[...] = np.mean([share[1] for share in shares], axis=0, dtype=np.float64)
             state_2[...] = np.mean([share[2] for share in shares], axis=0, dtype=np.float64)
         else:
             state_1[...] = shares[0][1]
             state_2[...] = shares[0][2]
-        counters[C_ADAM_STEP] += sum(int(share[0][C_ADAM_STEP] - counters[C_ADAM_STEP]) for share in shares)
-        counters[C_BATCH] += n_steps
+        start = counters.copy()
+        for k, share in enumerate(shares):
+            counters[C_ADAM_STEP] += share[0][C_ADAM_STEP] - start[C_ADAM_STEP]
+            counters[C_BATCH] += share[0][C_BATCH] - (start[C_BATCH] + bounds[k] - int(first_batch))
+        if interrupted is not None:
+            raise interrupted
+        if errors:
+            raise errors[0]
         return float(running_total) + sum(results)
 
     def loss_and_gradient(self, flat, rows, chunk=None, deadline=None):
