@@ -1361,8 +1361,8 @@ def train_epoch_rows(
     then take ``shared``'s values. ``shared`` and ``snapshot`` are not used
     when ``merge_every`` is 0.
     """
-    # Online SGD on dense X with at most PARAM_SLICE parameters: batch_size is 1,
-    # each step runs the vector path of row_gradient.
+    # Online SGD on dense X: batch_size is 1, each step runs the vector path of
+    # row_gradient (one thread, whatever the network's size).
     n_params = params.shape[0]
     # borrowed views: the arrays handed down every step cost no atomic
     # reference counting (the caller keeps them alive)

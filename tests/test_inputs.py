@@ -83,6 +83,9 @@ ONLINE_CASES = {
     # columns in one pass, the narrow ones through the gradient buffer
     "adam-fused-dropout": dict(solver="adam", alpha=1e-2, dropout=0.2, hidden_layer_sizes=(20, 6)),
     "adam-fused-no-penalty": dict(solver="adam", alpha=0.0, hidden_layer_sizes=(17,)),
+    # more parameters than a slice of the batch path's parallel step (PARAM_SLICE):
+    # online steps take the one-row path whatever the network's size
+    "adam-large-network": dict(solver="adam", alpha=1e-3, hidden_layer_sizes=(600, 120)),
 }
 
 
@@ -92,6 +95,11 @@ ONLINE_CASES = {
 def test_online_one_row_path_equals_batch_path(multiclass_data, case, dtype, weighted):
     # batch_size=1 on dense X runs the kernels' one-row (vector) path; sparse X
     # runs the general batch path: the same computation, so the same model
+    if case == "adam-large-network" and dtype == np.float32:
+        # float32 sums of 600 products in BLAS's order and the row path's differ
+        # at 1e-7, and Adam's normalized steps amplify that on near-zero
+        # gradients; float64 checks the same code to 1e-9
+        pytest.skip("float64 only")
     X, y = multiclass_data
     X = _sparsify(X)[:60].astype(dtype)
     y = y[:60]
