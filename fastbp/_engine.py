@@ -478,12 +478,9 @@ class Trainer:
         self.parts = max(1, min(int(parts), int(batch_rows)))
         rows_per_part = -(-int(batch_rows) // self.parts)
         # Hogwild!: one-row steps on several threads, one set of buffers each
+        # (with room for a dense row: a sparse one is written densely)
         self.hogwild_threads = max(1, int(hogwild_threads))
         self.hogwild_merge_every = int(hogwild_merge_every)
-        if self.hogwild_threads > 1 and X.is_sparse:
-            raise ValueError(
-                "hogwild=True trains on dense rows: convert sparse X with X.toarray(), or use hogwild=False."
-            )
         self.ws = Workspace(network, rows_per_part, dtype, not X.is_sparse, self.parts)
         self.hogwild_ws = [
             Workspace(network, 1, dtype, True, isolated=True) for _ in range(self.hogwild_threads)

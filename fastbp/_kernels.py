@@ -957,7 +957,7 @@ def row_gradient(
     a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss, n_weights, state_1, state_2, counters,
     col_squares,
 ):
-    """Forward, backward and the finished gradient of the single dense row ``rows[start]``.
+    """Forward, backward and the finished gradient of the row ``rows[start]``, already in ``xb``.
 
     The one-row case of :func:`batch_gradient` followed by
     :func:`finalize_gradient`, as vector loops: products of one row are
@@ -977,7 +977,6 @@ def row_gradient(
     batch = counters[C_BATCH]
     fused = fused_adam(icfg, fcfg)
     squares = 0.0  # sum of the weights' squares, for the L2 penalty
-    gather_rows(X, strides[0], strides[1], rows, start, 1, _matrix(xb, 0, 1, units[0]))
     for layer in range(n_layers):
         fan_in = units[layer]
         pieces = layer_int[layer, LAYER_PIECES]
@@ -1352,7 +1351,8 @@ def train_epoch_rows(
     units, w_off, b_off, a_off, z_off, xb, yb, swb, pre, acts, deltas, dact, row_loss, running_total,
     shared, snapshot, merge_every,
 ):
-    """Online SGD, one dense row per step (the contract above).
+    """Online SGD, one row per step (the contract above): a dense row is
+    gathered into ``xb``, a sparse one written densely there.
 
     With ``merge_every`` > 0 (a Hogwild! thread) the steps update ``params``,
     this thread's copy of the weights, and every ``merge_every`` steps (and
@@ -1361,8 +1361,9 @@ def train_epoch_rows(
     then take ``shared``'s values. ``shared`` and ``snapshot`` are not used
     when ``merge_every`` is 0.
     """
-    # Online SGD on dense X: batch_size is 1, each step runs the vector path of
-    # row_gradient (one thread, whatever the network's size).
+    # batch_size is 1, each step runs the vector path of row_gradient (one
+    # thread, whatever the network's size). Sparse X comes here from Hogwild!
+    # threads only: one-thread online SGD on sparse X runs train_epoch.
     n_params = params.shape[0]
     # borrowed views: the arrays handed down every step cost no atomic
     # reference counting (the caller keeps them alive)
@@ -1376,9 +1377,14 @@ def train_epoch_rows(
     pre_0, acts_0, deltas_0 = borrowed(pre[0]), borrowed(acts[0]), borrowed(deltas[0])
     dact_0, row_loss_0 = borrowed(dact[0]), borrowed(row_loss[0])
     fused = fused_adam(icfg, fcfg)
+    sparse = icfg[I_SPARSE] != 0
     col_squares = np.zeros(units[1:].max() * layer_int[:, LAYER_PIECES].max())
     total = running_total
     for start in range(first_batch, stop_batch):
+        if sparse:
+            scatter_sparse_row(data, indices, indptr, rows[start], _vector(xb_0, 0, units[0]))
+        else:
+            gather_rows(X, strides[0], strides[1], rows, start, 1, _matrix(xb_0, 0, 1, units[0]))
         loss_sum, weight_sum, penalty = row_gradient(
             X, strides, Y, sw, rows, start, params, grads, icfg, fcfg, layer_int, layer_float,
             units, w_off, b_off, a_off, z_off, xb_0, yb_0, swb_0, pre_0, acts_0, deltas_0, dact_0,
@@ -1393,6 +1399,15 @@ def train_epoch_rows(
         if merge_every > 0 and ((start + 1 - first_batch) % merge_every == 0 or start + 1 == stop_batch):
             merge_weights(params, shared, snapshot)
     return total
+
+
+@njit(**_INLINED)
+def scatter_sparse_row(data, indices, indptr, row, out):
+    """Row ``row`` of a CSR X written densely into ``out`` (duplicate entries add up)."""
+    for j in range(out.shape[0]):
+        out[j] = 0.0
+    for p in range(indptr[row], indptr[row + 1]):
+        out[indices[p]] += data[p]
 
 
 @njit(**_INLINED)

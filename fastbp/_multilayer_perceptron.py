@@ -1211,7 +1211,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         adds them to the shared weights without locks, while the others do the
         same. Each thread keeps its own optimizer state (momentum, Adam's
         moments), averaged between the threads at the end of each call into
-        the kernels (about every tenth of a second). Dense X only.
+        the kernels (about every tenth of a second). Sparse X is written into
+        a dense row per step.
         **Not deterministic**: the result depends on how the threads
         interleave, so the same ``random_state`` gives different weights from
         run to run (and two threads can add to one weight at the same moment,

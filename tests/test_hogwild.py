@@ -55,13 +55,14 @@ def test_merge_every_must_be_a_positive_integer(digits, value):
         _hogwild(hogwild_merge_every=value).fit(X[:50], y[:50])
 
 
-def test_sparse_input_raises_and_keeps_the_model(digits):
+def test_invalid_parameter_keeps_the_model(digits):
     X, y = digits
     clf = _hogwild(max_iter=1).fit(X[:200], y[:200])
     coefs = [c.copy() for c in clf.coefs_]
     n_iter, curve = clf.n_iter_, list(clf.loss_curve_)
-    with pytest.raises(ValueError, match="dense"):
-        clf.partial_fit(sp.csr_matrix(X[:200]), y[:200])
+    clf.set_params(batch_size=5)
+    with pytest.raises(ValueError, match="batch_size=1"):
+        clf.partial_fit(X[:200], y[:200])
     for before, after in zip(coefs, clf.coefs_):
         assert_array_equal(before, after)
     assert clf.n_iter_ == n_iter and clf.loss_curve_ == curve
@@ -162,6 +163,62 @@ def test_merge_every_k_steps_and_after_the_last():
             current = expected.copy()
         assert_array_equal(shared, expected)
         assert_array_equal(params, expected)
+
+
+def test_sparse_rows_are_written_densely():
+    """A Hogwild! thread on CSR X takes the steps of the dense rows, bit for bit
+    (duplicate entries of a non-canonical CSR add up, as in scipy)."""
+    trainer, w0, rows = _row_problem(SOLVER_ADAM)
+    X = trainer.X.dense.reshape(12, 7).copy()
+    X[np.abs(X) < 0.7] = 0.0
+    Xs = sp.csr_matrix(X)
+    # split each row's first entry in two duplicates
+    data, indices, indptr = [], [], [0]
+    for r in range(X.shape[0]):
+        lo, hi = Xs.indptr[r], Xs.indptr[r + 1]
+        for p in range(lo, hi):
+            if p == lo:
+                data += [Xs.data[p] * 0.25, Xs.data[p] * 0.75]
+                indices += [Xs.indices[p], Xs.indices[p]]
+            else:
+                data.append(Xs.data[p])
+                indices.append(Xs.indices[p])
+        indptr.append(len(data))
+    duplicated = sp.csr_matrix((np.array(data, np.float32), indices, indptr), shape=X.shape)
+    assert not duplicated.has_canonical_format
+    n = w0.shape[0]
+    results = []
+    for source in (X, Xs, duplicated):
+        data_ = _engine.InputData(source, np.float32)
+        one = _engine.Trainer(trainer.network, data_, trainer.Y, None, trainer.icfg, trainer.fcfg, 1,
+                              hogwild_threads=2)
+        ws = one.hogwild_ws[0]
+        params = w0.copy()
+        state = (np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(2, np.int64))
+        one.fcfg[F_LEARNING_RATE] = 0.05
+        loss = _kernels.train_epoch_rows(
+            *data_.arrays(), one.Y, one.sw, rows[::-1].copy(), 1, 0, 12, params, ws.grads_parts, *state,
+            one.icfg, one.fcfg, *one.network.tables(), int(one.network.n_weights), *one.network.offsets(ws),
+            *ws.part_buffers(), 0.0, params[:0], params[:0], 0,
+        )
+        results.append((params, loss))
+    for params, loss in results[1:]:
+        assert_array_equal(params, results[0][0])
+        assert loss == results[0][1]
+
+
+def test_sparse_input_trains(digits):
+    X, y = digits
+    X = np.where(np.abs(X) < 0.5, 0.0, X).astype(np.float32)
+    params = dict(max_iter=2, learning_rate_init=1e-3)
+    one = _hogwild(n_jobs=1, **params).fit(sp.csr_matrix(X[:300]), y[:300])
+    plain = _hogwild(n_jobs=1, hogwild=False, **params).fit(sp.csr_matrix(X[:300]), y[:300])
+    for a, b in zip(one.coefs_, plain.coefs_):  # one thread: the ordinary path
+        assert_array_equal(a, b)
+    if _engine.effective_n_jobs(2) > 1:
+        two = _hogwild(**params).fit(sp.csc_matrix(X[:300]), y[:300])
+        assert np.all(np.isfinite(two.loss_curve_)) and two.score(X[:300], y[:300]) > 0.9
+        assert two._optimizer.counters[C_BATCH] == 600
 
 
 # --------------------------------------------------------------------------
