@@ -630,7 +630,9 @@ def chart(rows, path, title):
     wls = [wl for wl in WORKLOADS if any(r["workload"] == wl for r in rows)]
     if not wls:
         return "nothing to chart"
-    colors = {"fastbp": "#d62728", "fastbp_hogwild": "#9467bd", "sklearn": "#1f77b4", "torch": "#ff7f0e", "jax": "#2ca02c"}
+    colors = {
+        "fastbp": "#d62728", "fastbp_hogwild": "#9467bd", "sklearn": "#1f77b4", "torch": "#ff7f0e", "jax": "#2ca02c",
+    }
     fig, axes = plt.subplots(1, len(wls), figsize=(max(6.0, 3.6 * len(wls)), 3.8), squeeze=False)
     for ax, wl in zip(axes[0], wls):
         sel = [r for r in rows if r["workload"] == wl]

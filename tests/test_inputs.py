@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn import neural_network as sknn
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import fastbp
@@ -514,6 +515,22 @@ def test_same_constructor_as_sklearn(cls):
     }
     added.update({"loss": "log_loss", "class_weight": None} if cls == "MLPClassifier" else {"huber_delta": 1.0})
     assert {k: v for k, v in fb_params.items() if k not in sk_params} == added
+
+
+def test_parameter_names_of_a_subclass_are_its_own():
+    """The parameter names are read once per class (a cache): a subclass with
+    its own constructor lists its own parameters, and clone keeps them."""
+
+    class Wider(MLPClassifier):
+        def __init__(self, width=8, alpha=1e-4):
+            self.width = width
+            super().__init__(hidden_layer_sizes=(width,), alpha=alpha)
+
+    assert Wider().get_params() == {"alpha": 1e-4, "width": 8}
+    assert "width" not in MLPClassifier().get_params()
+    est = clone(Wider(width=3, alpha=0.5))
+    assert est.get_params() == {"alpha": 0.5, "width": 3}
+    assert "hogwild" in MLPRegressor().get_params() and "width" not in MLPRegressor().get_params()
 
 
 # --------------------------------------------------------------------------
