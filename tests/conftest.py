@@ -5,6 +5,9 @@ compiles few kernel variants and stays fast.  Tests must not modify them in
 place (copy first).
 """
 
+import signal
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.datasets import (
@@ -14,6 +17,21 @@ from sklearn.datasets import (
     make_regression,
 )
 from sklearn.preprocessing import StandardScaler
+
+
+@pytest.fixture(autouse=True)
+def _sigint_handler_kept(request):
+    """Each test leaves SIGINT's handler as it found it, or it is put back with a
+    warning naming the test: processes started while SIGINT is ignored inherit
+    that (POSIX), and the Ctrl-C test's subprocess then never sees its Ctrl-C.
+    (In the CI flow, with an empty Numba cache, SIGINT was found ignored by the
+    time test_reliability ran.)"""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before and before is not None:
+        signal.signal(signal.SIGINT, before)
+        warnings.warn(f"{request.node.nodeid} left SIGINT's handler as {after!r}; put back", RuntimeWarning)
 
 
 def _standardize(X):

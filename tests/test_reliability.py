@@ -220,7 +220,10 @@ def test_keyboard_interrupt_propagates_and_keeps_last_step(monkeypatch, solver):
 
 SIGINT_SCRIPT = textwrap.dedent(
     """
-    import sys, time, numpy as np, fastbp
+    import signal, sys, time, numpy as np, fastbp
+    # a program started from a terminal has Python's handler; one started while
+    # SIGINT is ignored inherits that and Python leaves it ignored (see conftest)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((60000, 64)).astype(np.float32)
     y = rng.integers(0, 10, 60000)
