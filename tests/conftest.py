@@ -21,11 +21,14 @@ from sklearn.preprocessing import StandardScaler
 
 @pytest.fixture(autouse=True)
 def _sigint_handler_kept(request):
-    """Each test leaves SIGINT's handler as it found it, or it is put back with a
-    warning naming the test: processes started while SIGINT is ignored inherit
-    that (POSIX), and the Ctrl-C test's subprocess then never sees its Ctrl-C.
-    (In the CI flow, with an empty Numba cache, SIGINT was found ignored by the
-    time test_reliability ran.)"""
+    """Each test leaves Python's SIGINT handler as it found it, or it is put back
+    with a warning naming the test: processes started while SIGINT is ignored
+    inherit that (POSIX), and a subprocess then never sees its Ctrl-C.
+
+    In the CI flow (empty Numba cache) the Ctrl-C test's subprocess once found
+    SIGINT ignored while no test had changed Python's handler: the disposition
+    was set below Python, which this cannot see; that test's script installs
+    its handler itself."""
     before = signal.getsignal(signal.SIGINT)
     yield
     after = signal.getsignal(signal.SIGINT)
