@@ -159,6 +159,13 @@ def _isolated_empty(size, dtype):
     return buf[start : start + size]
 
 
+def _isolated_copy(values):
+    """A copy of a vector in an :func:`_isolated_empty` buffer."""
+    copy = _isolated_empty(values.shape[0], values.dtype)
+    copy[:] = values
+    return copy
+
+
 class Workspace:
     """Reused per-batch buffers: gathered inputs and targets, activations, deltas.
 
@@ -543,18 +550,12 @@ class Trainer:
         bounds = [int(first_batch) + (n_steps * k) // threads for k in range(threads + 1)]
         shares = []
         for k in range(threads):
-            share_counters = _isolated_empty(counters.shape[0], counters.dtype)
-            share_counters[:] = counters
+            share_counters = _isolated_copy(counters)
             share_counters[C_BATCH] += bounds[k] - int(first_batch)
-            share_1 = _isolated_empty(state_1.shape[0], state_1.dtype)
-            share_1[:] = state_1
-            share_2 = _isolated_empty(state_2.shape[0], state_2.dtype)
-            share_2[:] = state_2
-            local = _isolated_empty(flat.shape[0], flat.dtype)
-            local[:] = flat
-            snapshot = _isolated_empty(flat.shape[0], flat.dtype)
-            snapshot[:] = flat
-            shares.append((share_counters, share_1, share_2, local, snapshot))
+            shares.append(
+                (share_counters, _isolated_copy(state_1), _isolated_copy(state_2), _isolated_copy(flat),
+                 _isolated_copy(flat))
+            )
         results = [0.0] * threads
         errors = []
 
@@ -587,12 +588,8 @@ class Trainer:
                         interrupted = error
         # the steps taken reach the optimizer's state even when a thread was
         # interrupted (flat has them already)
-        if threads > 1:
-            state_1[...] = np.mean([share[1] for share in shares], axis=0, dtype=np.float64)
-            state_2[...] = np.mean([share[2] for share in shares], axis=0, dtype=np.float64)
-        else:
-            state_1[...] = shares[0][1]
-            state_2[...] = shares[0][2]
+        state_1[...] = np.mean([share[1] for share in shares], axis=0, dtype=np.float64)
+        state_2[...] = np.mean([share[2] for share in shares], axis=0, dtype=np.float64)
         start = counters.copy()
         for k, share in enumerate(shares):
             counters[C_ADAM_STEP] += share[0][C_ADAM_STEP] - start[C_ADAM_STEP]
