@@ -12,6 +12,7 @@ same weights as scikit-learn's MLP.
 import math
 import time
 import warnings
+import weakref
 from numbers import Integral, Real
 
 import numpy as np
@@ -115,8 +116,19 @@ class _LastFinite:
     _SCALARS = ("n_iter_", "t_", "best_loss_", "_no_improvement_count", "best_validation_score_")
     _CURVES = ("loss_curve_", "validation_scores_", "validation_loss_curve_")
 
-    def __init__(self, estimator, flat, optimizer):
-        self.states = [self._capture(estimator, flat, optimizer, None)]  # the call's start
+    def __init__(self, estimator, flat, optimizer, start_weights=None, start_optimizer=None):
+        # The call's start is held by reference where the caller trains on
+        # copies and leaves the start's arrays untouched: ``start_weights``
+        # writes the start's weights into a flat vector, ``start_optimizer`` is
+        # the optimizer as it was. That saves a copy of the parameters and the
+        # optimizer's buffers per call (25 MB of fresh memory per partial_fit of
+        # a 2M-parameter network).
+        self.start_weights = start_weights
+        start = {
+            "flat": flat.copy() if start_weights is None else None,
+            "optimizer": optimizer.copy() if start_optimizer is None else start_optimizer,
+        }
+        self.states = [self._record(start, estimator)]
         self.recent = []
 
     def _capture(self, estimator, flat, optimizer, reuse):
@@ -130,6 +142,10 @@ class _LastFinite:
         state["optimizer"].__dict__.update(
             {k: v for k, v in optimizer.__dict__.items() if k not in ("state_1", "state_2", "counters")}
         )
+        return self._record(state, estimator)
+
+    def _record(self, state, estimator):
+        """Add the estimator's counters and curve lengths to ``state``."""
         state["scalars"] = {name: getattr(estimator, name, None) for name in self._SCALARS}
         state["curves"] = {
             name: None if getattr(estimator, name, None) is None else len(getattr(estimator, name))
@@ -146,7 +162,10 @@ class _LastFinite:
         """Go back to the latest state whose parameters pass ``is_finite(flat)``;
         return its iteration count."""
         for state in reversed(self.states + self.recent):
-            flat[:] = state["flat"]
+            if state["flat"] is None:
+                self.start_weights(flat)
+            else:
+                flat[:] = state["flat"]
             if state is self.states[0] or is_finite(flat):
                 break
         for name in ("state_1", "state_2", "counters"):
@@ -176,6 +195,26 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 
 _ALL_SOLVERS = set(STOCHASTIC_SOLVERS) | set(FULL_BATCH_SOLVERS)
+
+# partial_fit's batch buffers, kept between its calls for each estimator (freed
+# with it): a cache, not model state, so not an attribute (never pickled, saved,
+# copied or compared with the model).
+_KEPT_WORKSPACES = weakref.WeakKeyDictionary()
+
+
+def _take_kept_workspace(estimator):
+    """The batch buffers ``estimator``'s last partial_fit kept (None if none), released."""
+    try:
+        return _KEPT_WORKSPACES.pop(estimator, None)
+    except TypeError:  # an unhashable subclass: nothing kept
+        return None
+
+
+def _keep_workspace(estimator, workspace):
+    try:
+        _KEPT_WORKSPACES[estimator] = workspace
+    except TypeError:
+        pass
 
 
 class _Validation:
@@ -567,9 +606,14 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         self._fitted_layers = (names, int(self.maxout_pieces), float(self.negative_slope))
 
         # The parameters now live in one fresh flat vector (a copy): the old
-        # arrays stay untouched, so a failed call loses nothing.
-        flat = network.pack(self.coefs_, self.intercepts_, X.dtype)
+        # arrays stay untouched, so a failed call loses nothing (and they are
+        # the call's start, should the fit diverge).
+        start_params = (list(self.coefs_), list(self.intercepts_))
+        flat = network.pack(*start_params, X.dtype)
         self._set_parameters(network, flat)
+
+        def start_weights(out):
+            network.pack(*start_params, out.dtype, out=out)
         seed = int(self._random_state.randint(np.iinfo(np.int32).max)) if network.has_dropout else 0
 
         parts = self._thread_parts(network, n_samples)
@@ -582,7 +626,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             else:
                 self._fit_iterative(
                     X, y, sample_weight, network, flat, incremental, validation, seed, deadline, callback_ctx,
-                    parts,
+                    parts, start_weights,
                 )
             if callback_ctx is not None:
                 callback_ctx.end()
@@ -616,9 +660,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             rho=float(self.rho),
         )
 
-    def _trainer(self, network, X, Y, sample_weight, dtype, seed, batch_rows, parts=1, hogwild=False):
+    def _trainer(self, network, X, Y, sample_weight, dtype, seed, batch_rows, parts=1, hogwild=False,
+                 workspace=None):
         """The kernels' driver for one data set; ``hogwild``: the training data's, which runs
-        Hogwild! epochs when the estimator asks for them (``hogwild=True``, several threads)."""
+        Hogwild! epochs when the estimator asks for them (``hogwild=True``, several threads);
+        ``workspace``: an earlier trainer's, reused if it fits."""
         data = X if isinstance(X, _engine.InputData) else _engine.InputData(X, dtype)
         icfg, fcfg = self._config(dtype, seed)
         if self.device == "cuda":
@@ -628,7 +674,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         hogwild_threads = _engine.effective_n_jobs(self.n_jobs) if hogwild and self.hogwild else 1
         return _engine.Trainer(
             network, data, Y.astype(dtype), sample_weight, icfg, fcfg, batch_rows=batch_rows, parts=parts,
-            hogwild_threads=hogwild_threads, hogwild_merge_every=self.hogwild_merge_every,
+            hogwild_threads=hogwild_threads, hogwild_merge_every=self.hogwild_merge_every, workspace=workspace,
         )
 
     # --- callbacks ---------------------------------------------------------
@@ -757,11 +803,14 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         return 1
 
     def _fit_iterative(self, X, y, sample_weight, network, flat, incremental, validation, seed, deadline,
-                       callback_ctx, parts):
+                       callback_ctx, parts, start_weights):
         dtype = flat.dtype
         n_params = network.n_params
+        start_optimizer = None
         if incremental and hasattr(self, "_optimizer") and self._optimizer.matches(self.solver, n_params, dtype):
-            optimizer = self._optimizer.copy()
+            # trains on a copy: the old state stays as it was, the call's start
+            start_optimizer = self._optimizer
+            optimizer = start_optimizer.copy()
         else:
             optimizer = OptimizerState(
                 self.solver, n_params, dtype, self.learning_rate_init, self.learning_rate, self.power_t,
@@ -799,24 +848,34 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         else:
             batch_size = min(n_samples, _engine.CHUNK_ROWS)  # full batch, computed in chunks
         data = _engine.InputData(X, dtype)
-        trainer = self._trainer(network, data, y, sample_weight, dtype, seed, batch_size, parts, hogwild=True)
+        # partial_fit keeps its batch buffers for the next call (no fresh memory
+        # to fault in at every call); fit releases them
+        kept = _take_kept_workspace(self)
+        if not incremental:
+            kept = None
+        trainer = self._trainer(
+            network, data, y, sample_weight, dtype, seed, batch_size, parts, hogwild=True, workspace=kept
+        )
+        if incremental and isinstance(trainer, _engine.Trainer):
+            _keep_workspace(self, trainer.ws)
         step = self._make_step(trainer, network, flat, train_rows, batch_size, optimizer, sample_weight, y)
         self._run_iterations(
             trainer, step, flat, optimizer, train_rows, early_stopping, validation, incremental, deadline,
-            callback_ctx,
+            callback_ctx, start_weights, start_optimizer,
         )
 
     def _run_iterations(self, trainer, step, flat, optimizer, train_rows, early_stopping, validation, incremental,
-                        deadline, callback_ctx):
+                        deadline, callback_ctx, start_weights=None, start_optimizer=None):
         """The iteration loop of every solver but lbfgs: ``step(deadline)`` per iteration, then the
         curves, stopping rules, divergence fallback and callbacks.
 
         ``trainer`` is only asked for ``gives_finite_loss(train_rows)`` (divergence, Ctrl-C); the
-        dask path passes its block objective.
+        dask path passes its block objective. ``start_weights`` and ``start_optimizer``: the call's
+        start, held by reference (see :class:`_LastFinite`); copied when not given.
         """
         diverged = None
         self.n_iter_ = 0
-        last_finite = _LastFinite(self, flat, optimizer)
+        last_finite = _LastFinite(self, flat, optimizer, start_weights, start_optimizer)
         try:
             for _ in range(self.max_iter):
                 if callback_ctx is not None:
@@ -840,7 +899,9 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
                 self._update_no_improvement_count(early_stopping, validation, flat)
                 optimizer.iteration_ends(self.t_)
-                last_finite.save(self, flat, optimizer)
+                if not (incremental or self.n_iter_ == self.max_iter):
+                    # (the loop ends after this iteration otherwise: nothing to fall back on)
+                    last_finite.save(self, flat, optimizer)
 
                 if callback_ctx is not None and callback_ctx.end_iteration():
                     break

@@ -175,6 +175,36 @@ def test_divergence_in_first_iteration_of_warm_start_keeps_the_fitted_weights():
         assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_divergence_in_partial_fit_restores_the_call_start(solver):
+    # the call's start is held by reference (the fit trains on copies): the
+    # weights and the optimizer's state come back exactly, and the next call
+    # continues as if the failed one never happened
+    X, y = _regression(1.0)
+    params = dict(hidden_layer_sizes=(8,), solver=solver, learning_rate_init=1e-3, random_state=0, momentum=0.9)
+    est, reference = MLPRegressor(**params), MLPRegressor(**params)
+    for model in (est, reference):
+        model.partial_fit(X, y)
+        model.partial_fit(X, y)
+    held = est.coefs_ + est.intercepts_  # the arrays a user may hold
+    weights = [w.copy() for w in held]
+    moments = est._optimizer.state_1.copy(), est._optimizer.state_2.copy(), est._optimizer.counters.copy()
+    est.set_params(learning_rate_init=1e12)
+    with pytest.raises(TrainingDiverged, match="before this call"):
+        est.partial_fit(X * 1e200, y)
+    for before, old, now in zip(weights, held, est.coefs_ + est.intercepts_):
+        assert_array_equal(before, old)
+        assert_array_equal(before, now)
+    for before, now in zip(moments, (est._optimizer.state_1, est._optimizer.state_2, est._optimizer.counters)):
+        assert_array_equal(before, now)
+    assert est.t_ == reference.t_ and est.loss_curve_ == reference.loss_curve_
+    est.set_params(learning_rate_init=1e-3)
+    est.partial_fit(X, y)
+    reference.partial_fit(X, y)
+    for a, b in zip(est.coefs_ + est.intercepts_, reference.coefs_ + reference.intercepts_):
+        assert_array_equal(a, b)
+
+
 def test_divergence_lbfgs_restores_a_finite_point():
     X, y = _regression(1e150)
     est = MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=20, random_state=0)

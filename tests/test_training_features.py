@@ -632,3 +632,47 @@ def test_valid_edge_values_fit(multiclass_data):
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf = MLPClassifier(hidden_layer_sizes=(4, 3), max_iter=2, random_state=0, **params).fit(X, y)
         assert np.isfinite(clf.predict_proba(X)).all(), params
+
+
+# --------------------------------------------------------------------------
+# partial_fit keeps its batch buffers between calls
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_partial_fit_reuses_its_workspace_and_gives_the_same_weights(n_jobs, sparse):
+    import gc
+
+    import scipy.sparse as sp
+
+    from fastbp import _multilayer_perceptron as mlp
+
+    X, y = make_classification(n_samples=300, n_features=12, n_classes=3, n_informative=6, random_state=0)
+    X = sp.csr_matrix(np.where(np.abs(X) > 1.0, X, 0.0)) if sparse else X
+    params = dict(hidden_layer_sizes=(16, 8), batch_size=64, random_state=0, n_jobs=n_jobs)
+    kept, fresh = MLPClassifier(**params), MLPClassifier(**params)
+    kept.partial_fit(X, y, classes=[0, 1, 2])
+    workspace = mlp._KEPT_WORKSPACES[kept]
+    buffers = [b.ctypes.data for b in workspace.part_buffers()]
+    fresh.partial_fit(X, y, classes=[0, 1, 2])
+    for _ in range(3):
+        kept.partial_fit(X, y)
+        assert mlp._KEPT_WORKSPACES[kept] is workspace
+        mlp._KEPT_WORKSPACES.pop(fresh)  # the reference allocates anew at every call
+        fresh.partial_fit(X, y)
+    assert [b.ctypes.data for b in workspace.part_buffers()] == buffers
+    for a, b in zip(kept.coefs_ + kept.intercepts_, fresh.coefs_ + fresh.intercepts_):
+        assert_array_equal(a, b)
+    assert "_partial_fit_workspace" not in vars(kept)  # a cache, not an attribute of the model
+
+    # other shapes get new buffers; fit releases them; so does the estimator's end
+    kept.set_params(batch_size=32)
+    kept.partial_fit(X, y)
+    assert mlp._KEPT_WORKSPACES[kept] is not workspace
+    kept.set_params(max_iter=2).fit(X, y)
+    assert kept not in mlp._KEPT_WORKSPACES
+    fresh.partial_fit(X, y)
+    assert fresh in mlp._KEPT_WORKSPACES
+    n_kept = len(mlp._KEPT_WORKSPACES)
+    del fresh
+    gc.collect()
+    assert len(mlp._KEPT_WORKSPACES) == n_kept - 1
