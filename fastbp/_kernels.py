@@ -153,13 +153,21 @@ def gather_rows(base, row_stride, col_stride, rows, start, m, out):
     """Copy rows ``rows[start:start+m]`` of a dense X into ``out`` (m, d).
 
     X is read through ``base`` (a 1-D view of its memory) and its strides in
-    elements, so C-, Fortran-ordered and strided X share one compiled kernel.
+    elements (never negative), so C-, Fortran-ordered and strided X share one
+    compiled kernel. The offsets are unsigned: a signed index gets a
+    negative-index test per element, which kept the copy scalar (workload M's
+    gather took 4x as long, 12% of its epoch).
     """
     d = out.shape[1]
+    step = np.uint64(col_stride)
     for i in prange(m):
-        r0 = rows[start + i] * row_stride
-        for j in range(d):
-            out[i, j] = base[r0 + j * col_stride]
+        r0 = np.uint64(rows[start + i] * row_stride)
+        if col_stride == 1:
+            for j in range(d):
+                out[i, j] = base[r0 + np.uint64(j)]
+        else:
+            for j in range(d):
+                out[i, j] = base[r0 + np.uint64(j) * step]
 
 
 @njit(**_PARALLEL)
