@@ -25,27 +25,30 @@ _VOID_P = ir.IntType(8).as_pointer()
 
 
 @intrinsic
-def _xxgemm(typingctx, kind, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    """Column-major ``c = alpha * op(a) @ op(b) + beta * c`` (BLAS argument order).
+def _xxgemm(typingctx, kind, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
+    """Column-major ``c = alpha * op(a) @ op(b) + beta * c`` (BLAS argument order),
+    each matrix starting ``*_off`` elements into its array's data.
 
     ``alpha`` and ``beta`` are scalars of the arrays' dtype, passed to BLAS by
     pointer from the stack (no allocation per call).
     """
     ensure_blas()
-    sig = types.int32(kind, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    sig = types.int32(kind, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc)
 
     def codegen(context, builder, signature, args):
-        kind_v, ta_v, tb_v, m_v, n_v, k_v, alpha_v, a_v, lda_v, b_v, ldb_v, beta_v, c_v, ldc_v = args
+        (kind_v, ta_v, tb_v, m_v, n_v, k_v, alpha_v, a_v, a_off_v, lda_v, b_v, b_off_v, ldb_v, beta_v, c_v, c_off_v,
+         ldc_v) = args
         intp = context.get_value_type(types.intp)
         fnty = ir.FunctionType(
             ir.IntType(32),
             [_CHAR, _CHAR, _CHAR, intp, intp, intp, _VOID_P, _VOID_P, intp, _VOID_P, intp, _VOID_P, _VOID_P, intp],
         )
         fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
-        dtype = signature.args[12].dtype
+        dtype = signature.args[14].dtype
 
-        def data_of(arrty, value):
-            return builder.bitcast(context.make_array(arrty)(context, builder, value=value).data, _VOID_P)
+        def data_of(arrty, value, off_v, off_ty):
+            data = context.make_array(arrty)(context, builder, value=value).data
+            return builder.bitcast(builder.gep(data, [as_intp(off_v, off_ty)]), _VOID_P)
 
         def scalar_slot(value, ty):
             slot = cgutils.alloca_once_value(builder, context.cast(builder, value, ty, dtype))
@@ -60,10 +63,10 @@ def _xxgemm(typingctx, kind, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, b
         call_args = (
             as_char(kind_v), as_char(ta_v), as_char(tb_v),
             as_intp(m_v, signature.args[3]), as_intp(n_v, signature.args[4]), as_intp(k_v, signature.args[5]),
-            scalar_slot(alpha_v, signature.args[6]), data_of(signature.args[7], a_v),
-            as_intp(lda_v, signature.args[8]), data_of(signature.args[9], b_v), as_intp(ldb_v, signature.args[10]),
-            scalar_slot(beta_v, signature.args[11]), data_of(signature.args[12], c_v),
-            as_intp(ldc_v, signature.args[13]),
+            scalar_slot(alpha_v, signature.args[6]), data_of(signature.args[7], a_v, a_off_v, signature.args[8]),
+            as_intp(lda_v, signature.args[9]), data_of(signature.args[10], b_v, b_off_v, signature.args[11]),
+            as_intp(ldb_v, signature.args[12]), scalar_slot(beta_v, signature.args[13]),
+            data_of(signature.args[14], c_v, c_off_v, signature.args[15]), as_intp(ldc_v, signature.args[16]),
         )
         return builder.call(fn, call_args)
 
@@ -242,14 +245,16 @@ def _small_gemm(trans_a, alpha, A, B, trans_b, beta, C):
 
 
 @njit(cache=True, pipeline_class=SpecializingCompiler)
-def gemm(trans_a, trans_b, alpha, A, B, beta, C):
+def gemm(trans_a, trans_b, alpha, A, B, beta, C, split_work):
     """Row-major ``C = alpha * op(A) @ op(B) + beta * C``.
 
     ``A``, ``B`` and ``C`` are C-contiguous 2-D arrays of one float dtype;
     ``op(X)`` is ``X.T`` when its flag is set. A row-major product is the
     column-major product of the transposes: ``C.T = op(B).T @ op(A).T``. Products
     of at most SMALL_GEMM_WORK multiply-adds run as plain loops (a BLAS call costs
-    more than the work there: online SGD's one-row batches).
+    more than the work there: online SGD's one-row batches). Products of more
+    than ``split_work`` multiply-adds, up to twice that, run as two BLAS calls on
+    halves of C's rows (``split_work`` 0: never; see _config.SPLIT_GEMM_WORK).
     """
     m, n = C.shape
     k = A.shape[0] if trans_a else A.shape[1]
@@ -259,9 +264,19 @@ def gemm(trans_a, trans_b, alpha, A, B, beta, C):
         _small_gemm(trans_a, alpha, A, B, trans_b, beta, C)
         return
     kind = ord("s") if C.itemsize == 4 else ord("d")
-    status = _xxgemm(
-        kind, _T if trans_b else _N, _T if trans_a else _N, n, m, k,
-        alpha, B, max(B.shape[1], 1), A, max(A.shape[1], 1), beta, C, max(n, 1),
-    )
-    if status != 0:
-        raise RuntimeError("BLAS gemm could not be loaded from SciPy")
+    lda = max(A.shape[1], 1)
+    pieces = 1
+    if 0 < split_work < m * n * k <= 2 * split_work and not (trans_b and not trans_a) and m >= 16:
+        # just above OpenBLAS's small-matrix limit: two halves of C's rows, each
+        # within it (not for op(B) = B.T alone: the kernel's limits there are
+        # tighter, a C of at most 1200 entries)
+        pieces = 2
+    rows = (m + pieces - 1) // pieces
+    for i0 in range(0, m, rows):
+        m_piece = min(rows, m - i0)
+        status = _xxgemm(
+            kind, _T if trans_b else _N, _T if trans_a else _N, n, m_piece, k,
+            alpha, B, 0, max(B.shape[1], 1), A, i0 if trans_a else i0 * lda, lda, beta, C, i0 * n, max(n, 1),
+        )
+        if status != 0:
+            raise RuntimeError("BLAS gemm could not be loaded from SciPy")

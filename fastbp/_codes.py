@@ -98,7 +98,8 @@ I_SOLVER = 4
 I_NESTEROV = 5
 I_DROPOUT = 6  # 1: some layer has dropout (training passes only)
 I_SEED = 7  # seed of the dropout masks
-N_ICONFIG = 8
+I_GEMM_SPLIT = 8  # products of more than this many multiply-adds, up to twice that, run as two (0: never)
+N_ICONFIG = 9
 
 # Positions in the float configuration vector.
 F_ALPHA = 0  # L2 penalty

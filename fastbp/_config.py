@@ -60,3 +60,13 @@ SMALL_GEMM_WORK = 1 << 15
 # one-row steps, float32: 64x64 in one pass 0.65 us against 0.84; 64x10 in
 # one pass 0.50 us against 0.34.
 FUSED_MIN_COLS = 16
+
+# OpenBLAS's AVX-512 kernels (cores SkylakeX, Cooperlake, SapphireRapids)
+# multiply matrices of at most 100**3 multiply-adds with an unpacked "small
+# matrix" kernel: about 225 GFLOP/s a core here, against 160-180 for the packed
+# path just above that size. With those kernels a product of up to twice this
+# work runs as two products on halves of C's rows (_blas.gemm): workload S 10%
+# faster an epoch. With OpenBLAS's AVX2 kernels (no small-matrix kernel) the
+# halves measured 6% slower, so other BLAS cores never split.
+SPLIT_GEMM_WORK = 100**3
+SMALL_MATRIX_BLAS_CORES = ("skylakex", "cooperlake", "sapphirerapids")

@@ -34,6 +34,7 @@ from ._codes import (
     F_RHO,
     F_WEIGHT_DECAY,
     I_DROPOUT,
+    I_GEMM_SPLIT,
     I_HAS_SAMPLE_WEIGHT,
     I_LOSS,
     I_NESTEROV,
@@ -51,7 +52,7 @@ from ._codes import (
     N_LAYER_FLOAT,
     N_LAYER_INT,
 )
-from ._config import CHUNK_ROWS, EPOCH_CALL_SECONDS, PARAM_SLICE
+from ._config import CHUNK_ROWS, EPOCH_CALL_SECONDS, PARAM_SLICE, SMALL_MATRIX_BLAS_CORES, SPLIT_GEMM_WORK
 
 
 class Network:
@@ -340,6 +341,7 @@ def make_config(
     icfg[I_NESTEROV] = int(nesterov)
     icfg[I_DROPOUT] = int(dropout)
     icfg[I_SEED] = seed
+    icfg[I_GEMM_SPLIT] = gemm_split_work()
     fcfg = np.zeros(N_FCONFIG, dtype=np.float64)
     fcfg[F_ALPHA] = alpha
     fcfg[F_L1] = l1
@@ -395,6 +397,22 @@ def compute_context(n_jobs, data_parallel=False, numba_parallel=True):
 
 
 _controller = None
+_split_work = None
+
+
+def gemm_split_work():
+    """The kernels' ``split_work`` for the BLAS in use (see _config.SPLIT_GEMM_WORK):
+    SPLIT_GEMM_WORK when every OpenBLAS loaded runs a core with the small-matrix
+    kernel, else 0. Read once per process (OPENBLAS_CORETYPE is read at load)."""
+    global _split_work
+    if _split_work is None:
+        cores = [
+            str(info.get("architecture", "")).lower()
+            for info in _blas_controller().info()
+            if info.get("internal_api") == "openblas"
+        ]
+        _split_work = SPLIT_GEMM_WORK if cores and all(c in SMALL_MATRIX_BLAS_CORES for c in cores) else 0
+    return _split_work
 
 
 def _blas_controller():

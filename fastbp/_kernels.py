@@ -60,6 +60,7 @@ from ._codes import (
     F_RHO,
     F_WEIGHT_DECAY,
     I_DROPOUT,
+    I_GEMM_SPLIT,
     I_HAS_SAMPLE_WEIGHT,
     I_LOSS,
     I_NESTEROV,
@@ -726,9 +727,9 @@ def forward_batch(
             if sparse:
                 sparse_rows_dot(data, indices, indptr, rows, start, m, W, z)
             else:
-                gemm(False, False, 1.0, _matrix(xb, 0, m, fan_in), W, 0.0, z)
+                gemm(False, False, 1.0, _matrix(xb, 0, m, fan_in), W, 0.0, z, icfg[I_GEMM_SPLIT])
         else:
-            gemm(False, False, 1.0, _matrix(acts, a_off[layer], m, fan_in), W, 0.0, z)
+            gemm(False, False, 1.0, _matrix(acts, a_off[layer], m, fan_in), W, 0.0, z, icfg[I_GEMM_SPLIT])
         a = _matrix(acts, a_off[layer + 1], m, units[layer + 1])
         bias_activation(z, b, a, layer_int[layer, LAYER_ACTIVATION], layer_float[layer, LAYER_SLOPE], pieces)
         rate = layer_float[layer, LAYER_DROPOUT]
@@ -738,10 +739,11 @@ def forward_batch(
 
 @njit(**_SERIAL)
 def gather_targets(Y, sw, has_sw, rows, start, m, yb, swb):
-    """Copy the batch's target rows (and sample weights) into reused buffers."""
+    """Copy the batch's target rows (and sample weights) into reused buffers
+    (unsigned row numbers, as in :func:`gather_rows`)."""
     k = Y.shape[1]
     for i in range(m):
-        r = rows[start + i]
+        r = np.uint64(rows[start + i])
         for j in range(k):
             yb[i, j] = Y[r, j]
         if has_sw:
@@ -803,7 +805,7 @@ def batch_gradient(
                 prev = _matrix(xb, 0, m, fan_in)
             else:
                 prev = _matrix(acts, a_off[layer], m, fan_in)
-            gemm(True, False, 1.0, prev, delta, 1.0 if accumulate else 0.0, grad_W)
+            gemm(True, False, 1.0, prev, delta, 1.0 if accumulate else 0.0, grad_W, icfg[I_GEMM_SPLIT])
         bias_grad(delta, grads[b_off[layer] : b_off[layer] + n_cols], accumulate)
         if layer > 0:
             # delta of the layer below: (delta W.T) * phi'(z), through its dropout mask
@@ -815,7 +817,7 @@ def batch_gradient(
             # delta_z in place over it measured 10x slower (aliased loads/stores),
             # and maxout scatters it onto the winning pieces.
             delta_a = _matrix(dact, 0, m, fan_in)
-            gemm(False, True, 1.0, delta, W, 0.0, delta_a)
+            gemm(False, True, 1.0, delta, W, 0.0, delta_a, icfg[I_GEMM_SPLIT])
             rate = layer_float[below, LAYER_DROPOUT] if training else 0.0
             backprop_activation(
                 delta_a, _matrix(pre, z_off[layer], m, fan_in * pieces), _matrix(acts, a_off[layer], m, fan_in),
@@ -1175,7 +1177,7 @@ def warm_blas(work):
     """A 1x1 product: loads SciPy's GEMM for this dtype (which takes the GIL) before
     any thread needs it."""
     one = _matrix(work, 0, 1, 1)
-    gemm(False, False, 1.0, one, one, 0.0, one)
+    gemm(False, False, 1.0, one, one, 0.0, one, np.int64(0))
 
 
 @njit(cache=True, parallel=True, error_model="numpy", pipeline_class=SpecializingCompiler)
