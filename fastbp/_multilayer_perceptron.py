@@ -1595,6 +1595,13 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         -------
         self : object
             The trained model.
+
+        Notes
+        -----
+        The batch buffers (gathered rows, activations, deltas, the threads'
+        gradients) are kept from one call to the next, so a loop of partial_fit
+        calls allocates them once; ``fit`` and deleting the estimator release
+        them. They are not part of the model: never pickled, saved or copied.
         """
         snapshot = dict(self.__dict__)
         try:
@@ -1940,5 +1947,11 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         -------
         self : object
             The trained model.
+
+        Notes
+        -----
+        The batch buffers are kept from one call to the next (see
+        :meth:`MLPClassifier.partial_fit`); ``fit`` and deleting the estimator
+        release them.
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
