@@ -614,6 +614,9 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
         def start_weights(out):
             network.pack(*start_params, out.dtype, out=out)
+
+        if not incremental:  # fit releases partial_fit's kept batch buffers (any solver)
+            _take_kept_workspace(self)
         seed = int(self._random_state.randint(np.iinfo(np.int32).max)) if network.has_dropout else 0
 
         parts = self._thread_parts(network, n_samples)
@@ -849,10 +852,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             batch_size = min(n_samples, _engine.CHUNK_ROWS)  # full batch, computed in chunks
         data = _engine.InputData(X, dtype)
         # partial_fit keeps its batch buffers for the next call (no fresh memory
-        # to fault in at every call); fit releases them
-        kept = _take_kept_workspace(self)
-        if not incremental:
-            kept = None
+        # to fault in at every call); fit released them above
+        kept = _take_kept_workspace(self) if incremental else None
         trainer = self._trainer(
             network, data, y, sample_weight, dtype, seed, batch_size, parts, hogwild=True, workspace=kept
         )

@@ -670,6 +670,10 @@ def test_partial_fit_reuses_its_workspace_and_gives_the_same_weights(n_jobs, spa
     assert mlp._KEPT_WORKSPACES[kept] is not workspace
     kept.set_params(max_iter=2).fit(X, y)
     assert kept not in mlp._KEPT_WORKSPACES
+    kept.partial_fit(X, y)
+    kept.set_params(solver="lbfgs", max_iter=2).fit(X, y)
+    assert kept not in mlp._KEPT_WORKSPACES
+    kept.set_params(solver="adam")
     fresh.partial_fit(X, y)
     assert fresh in mlp._KEPT_WORKSPACES
     n_kept = len(mlp._KEPT_WORKSPACES)
