@@ -171,6 +171,20 @@ def gather_rows(base, row_stride, col_stride, rows, start, m, out):
                 out[i, j] = base[r0 + np.uint64(j) * step]
 
 
+@njit(**_INLINED)
+def gather_row(base, row_stride, col_stride, row, out):
+    """Row ``row`` of a dense X into the vector ``out``: :func:`gather_rows` for
+    one row, inlined into the one-row step (a call cost 4% of an online step)."""
+    r0 = np.uint64(row * row_stride)
+    if col_stride == 1:
+        for j in range(out.shape[0]):
+            out[j] = base[r0 + np.uint64(j)]
+    else:
+        step = np.uint64(col_stride)
+        for j in range(out.shape[0]):
+            out[j] = base[r0 + np.uint64(j) * step]
+
+
 @njit(**_PARALLEL)
 def sparse_rows_dot(data, indices, indptr, rows, start, m, W, out):
     """``out = X[rows[start:start+m]] @ W`` for X given as CSR arrays."""
@@ -737,7 +751,7 @@ def forward_batch(
             apply_dropout(a, rate, icfg[I_SEED], batch, start, layer)
 
 
-@njit(**_SERIAL)
+@njit(**_INLINED)
 def gather_targets(Y, sw, has_sw, rows, start, m, yb, swb):
     """Copy the batch's target rows (and sample weights) into reused buffers
     (unsigned row numbers, as in :func:`gather_rows`)."""
@@ -1394,7 +1408,7 @@ def train_epoch_rows(
         if sparse:
             scatter_sparse_row(data, indices, indptr, rows[start], _vector(xb_0, 0, units[0]))
         else:
-            gather_rows(X, strides[0], strides[1], rows, start, 1, _matrix(xb_0, 0, 1, units[0]))
+            gather_row(X, strides[0], strides[1], rows[start], _vector(xb_0, 0, units[0]))
         loss_sum, weight_sum, penalty = row_gradient(
             X, strides, Y, sw, rows, start, params, grads, icfg, fcfg, layer_int, layer_float,
             units, w_off, b_off, a_off, z_off, xb_0, yb_0, swb_0, pre_0, acts_0, deltas_0, dact_0,
