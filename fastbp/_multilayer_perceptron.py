@@ -857,13 +857,14 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         trainer = self._trainer(
             network, data, y, sample_weight, dtype, seed, batch_size, parts, hogwild=True, workspace=kept
         )
-        if incremental and isinstance(trainer, _engine.Trainer):
-            _keep_workspace(self, trainer.ws)
         step = self._make_step(trainer, network, flat, train_rows, batch_size, optimizer, sample_weight, y)
         self._run_iterations(
             trainer, step, flat, optimizer, train_rows, early_stopping, validation, incremental, deadline,
             callback_ctx, start_weights, start_optimizer,
         )
+        if incremental and isinstance(trainer, _engine.Trainer):
+            # (kept once the call is done: never shared with a call still running)
+            _keep_workspace(self, trainer.ws)
 
     def _run_iterations(self, trainer, step, flat, optimizer, train_rows, early_stopping, validation, incremental,
                         deadline, callback_ctx, start_weights=None, start_optimizer=None):
