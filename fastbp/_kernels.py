@@ -149,32 +149,17 @@ def dropout_uniform(seed, batch, row, layer, unit):
 # --------------------------------------------------------------------------
 # input layer
 # --------------------------------------------------------------------------
-@njit(**_PARALLEL)
-def gather_rows(base, row_stride, col_stride, rows, start, m, out):
-    """Copy rows ``rows[start:start+m]`` of a dense X into ``out`` (m, d).
+@njit(**_INLINED)
+def gather_row(base, row_stride, col_stride, row, out):
+    """Row ``row`` of a dense X into the vector ``out``.
 
     X is read through ``base`` (a 1-D view of its memory) and its strides in
     elements (never negative), so C-, Fortran-ordered and strided X share one
     compiled kernel. The offsets are unsigned: a signed index gets a
     negative-index test per element, which kept the copy scalar (workload M's
-    gather took 4x as long, 12% of its epoch).
+    gather took 4x as long, 12% of its epoch). Inlined, also into the one-row
+    step, where a call cost 4% of the step.
     """
-    d = out.shape[1]
-    step = np.uint64(col_stride)
-    for i in prange(m):
-        r0 = np.uint64(rows[start + i] * row_stride)
-        if col_stride == 1:
-            for j in range(d):
-                out[i, j] = base[r0 + np.uint64(j)]
-        else:
-            for j in range(d):
-                out[i, j] = base[r0 + np.uint64(j) * step]
-
-
-@njit(**_INLINED)
-def gather_row(base, row_stride, col_stride, row, out):
-    """Row ``row`` of a dense X into the vector ``out``: :func:`gather_rows` for
-    one row, inlined into the one-row step (a call cost 4% of an online step)."""
     r0 = np.uint64(row * row_stride)
     if col_stride == 1:
         for j in range(out.shape[0]):
@@ -183,6 +168,14 @@ def gather_row(base, row_stride, col_stride, row, out):
         step = np.uint64(col_stride)
         for j in range(out.shape[0]):
             out[j] = base[r0 + np.uint64(j) * step]
+
+
+@njit(**_PARALLEL)
+def gather_rows(base, row_stride, col_stride, rows, start, m, out):
+    """Copy rows ``rows[start:start+m]`` of a dense X into ``out`` (m, d), a
+    :func:`gather_row` each."""
+    for i in prange(m):
+        gather_row(base, row_stride, col_stride, rows[start + i], out[i])
 
 
 @njit(**_PARALLEL)

@@ -615,8 +615,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         def start_weights(out):
             network.pack(*start_params, out.dtype, out=out)
 
-        if not incremental:  # fit releases partial_fit's kept batch buffers (any solver)
-            _take_kept_workspace(self)
+        # the batch buffers the last partial_fit kept: reused by this partial_fit,
+        # released by fit (any solver)
+        kept = _take_kept_workspace(self)
+        if not incremental:
+            kept = None
         seed = int(self._random_state.randint(np.iinfo(np.int32).max)) if network.has_dropout else 0
 
         parts = self._thread_parts(network, n_samples)
@@ -629,7 +632,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             else:
                 self._fit_iterative(
                     X, y, sample_weight, network, flat, incremental, validation, seed, deadline, callback_ctx,
-                    parts, start_weights,
+                    parts, start_weights, kept,
                 )
             if callback_ctx is not None:
                 callback_ctx.end()
@@ -806,7 +809,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         return 1
 
     def _fit_iterative(self, X, y, sample_weight, network, flat, incremental, validation, seed, deadline,
-                       callback_ctx, parts, start_weights):
+                       callback_ctx, parts, start_weights, kept):
         dtype = flat.dtype
         n_params = network.n_params
         start_optimizer = None
@@ -852,8 +855,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             batch_size = min(n_samples, _engine.CHUNK_ROWS)  # full batch, computed in chunks
         data = _engine.InputData(X, dtype)
         # partial_fit keeps its batch buffers for the next call (no fresh memory
-        # to fault in at every call); fit released them above
-        kept = _take_kept_workspace(self) if incremental else None
+        # to fault in at every call)
         trainer = self._trainer(
             network, data, y, sample_weight, dtype, seed, batch_size, parts, hogwild=True, workspace=kept
         )
