@@ -33,7 +33,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._blas import borrowed, gemm, matrix_view, row_dot, vector_view
+from ._blas import borrowed, gemm, matrix_view, prefetch, row_dot, vector_view
 from ._codes import (
     ACT_ELU,
     ACT_EXP,
@@ -84,7 +84,7 @@ from ._codes import (
     SOLVER_SGD,
 )
 from ._specialize import SpecializingCompiler
-from ._config import COLUMN_BLOCK, FASTMATH, FUSED_MIN_COLS, PARALLEL_ELEMENTWISE, PARAM_SLICE
+from ._config import COLUMN_BLOCK, FASTMATH, FUSED_MIN_COLS, GATHER_AHEAD, PARALLEL_ELEMENTWISE, PARAM_SLICE
 
 # error_model="numpy": a division by zero gives inf/NaN as in NumPy instead of
 # raising, which also lets LLVM vectorize loops that divide (about 10x faster
@@ -170,11 +170,29 @@ def gather_row(base, row_stride, col_stride, row, out):
             out[j] = base[r0 + np.uint64(j) * step]
 
 
+@njit(**_INLINED)
+def prefetch_row(base, row_stride, col_stride, row, n_cols):
+    """Start loading row ``row`` of a dense X into the cache (when its elements
+    are contiguous), for a later :func:`gather_row`: a random row of an X
+    larger than the cache otherwise stalls the copy."""
+    if col_stride == 1 and n_cols > 0:
+        r0 = np.uint64(row * row_stride)
+        line = np.uint64(max(1, 64 // base.itemsize))
+        off = np.uint64(0)
+        while off < np.uint64(n_cols):
+            prefetch(base, r0 + off)
+            off += line
+        prefetch(base, r0 + np.uint64(n_cols - 1))
+
+
 @njit(**_PARALLEL)
 def gather_rows(base, row_stride, col_stride, rows, start, m, out):
     """Copy rows ``rows[start:start+m]`` of a dense X into ``out`` (m, d), a
     :func:`gather_row` each."""
+    n_cols = out.shape[1]
     for i in prange(m):
+        if i + GATHER_AHEAD < m:
+            prefetch_row(base, row_stride, col_stride, rows[start + i + GATHER_AHEAD], n_cols)
         gather_row(base, row_stride, col_stride, rows[start + i], out[i])
 
 
@@ -1401,6 +1419,11 @@ def train_epoch_rows(
         if sparse:
             scatter_sparse_row(data, indices, indptr, rows[start], _vector(xb_0, 0, units[0]))
         else:
+            if start + 1 < stop_batch:
+                # the next step's row, while this one computes
+                following = rows[start + 1]
+                prefetch_row(X, strides[0], strides[1], following, units[0])
+                prefetch(Y, np.uint64(following * Y.shape[1]))
             gather_row(X, strides[0], strides[1], rows[start], _vector(xb_0, 0, units[0]))
         loss_sum, weight_sum, penalty = row_gradient(
             X, strides, Y, sw, rows, start, params, grads, icfg, fcfg, layer_int, layer_float,

@@ -57,3 +57,46 @@ def test_training_with_split_products_matches_unsplit(monkeypatch):
     split = MLPClassifier(**params).fit(X, y)
     for a, b in zip(plain.coefs_ + plain.intercepts_, split.coefs_ + split.intercepts_):
         assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("m", [1, 7, 8, 9, 40])
+def test_gather_rows_with_prefetch_matches_fancy_indexing(dtype, layout, m):
+    # the gather requests rows GATHER_AHEAD ahead before copying: batches shorter
+    # and longer than that, rows anywhere in X (first, last), every layout
+    from fastbp._config import GATHER_AHEAD
+    from fastbp._kernels import gather_rows
+
+    assert 1 < GATHER_AHEAD < 40
+    rng = np.random.default_rng(m)
+    full = rng.standard_normal((60, 2 * 37)).astype(dtype)
+    X = {"C": np.ascontiguousarray(full[:, :37]), "F": np.asfortranarray(full[:, :37]), "strided": full[:, ::2]}[layout]
+    rows = rng.permutation(60)
+    rows[:2] = (59, 0)
+    data = _engine.InputData(X, dtype)  # X's memory and strides, as the kernels read it
+    base, strides = data.arrays()[:2]
+    assert layout == "C" or strides[1] != 1
+    for start in (0, 60 - m):
+        out = np.full((m, X.shape[1]), np.nan, dtype=dtype)
+        gather_rows(base, strides[0], strides[1], rows, start, m, out)
+        np.testing.assert_array_equal(out, X[rows[start:start + m]])
+
+
+def test_prefetch_compiles_for_any_array_and_has_no_effect():
+    from numba import njit
+
+    from fastbp._blas import prefetch
+
+    @njit(cache=False)
+    def touch(a, b, i):
+        prefetch(a, i)
+        prefetch(b, i * 3)
+        prefetch(a, i + 10**9)  # far outside: a prefetch never faults
+        return a[i] + b[0, 0]
+
+    a = np.arange(10, dtype=np.float32)
+    b = np.ones((4, 3))
+    assert touch(a, b, np.uint64(2)) == 3.0
+    assert touch(a, b, 2) == 3.0
+    np.testing.assert_array_equal(a, np.arange(10, dtype=np.float32))
