@@ -182,6 +182,10 @@ class Workspace:
         self.rows = rows
         self.parts = parts
         self.spec = Workspace._spec(network, rows, dtype, dense_input, parts, backward, isolated)
+        # seconds one batch took in the last kernel call of an epoch that used
+        # these buffers: a partial_fit that gets them back sizes its first call
+        # with it instead of timing a one-batch call first
+        self.seconds_per_batch = None
         self.a_off = (network._a_units * rows).astype(np.int64)
         self.z_off = (network._z_units * rows).astype(np.int64)
         n_features, n_out = int(network.units[0]), int(network.units[-1])

@@ -969,7 +969,13 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         solver = self.solver
         if solver in STOCHASTIC_SOLVERS:
             n_batches = (n_samples + batch_size - 1) // batch_size
-            state = {"sample_idx": np.arange(n_samples, dtype=int), "chunk": 1}
+            # batches per kernel call: one to start with, then as many as take
+            # about EPOCH_CALL_SECONDS (a partial_fit whose buffers come from the
+            # previous call starts from that call's timing; a Hogwild! epoch then
+            # starts its threads once, not three times)
+            known = getattr(getattr(trainer, "ws", None), "seconds_per_batch", None)
+            first_chunk = 1 if not known else int(max(1, min(n_batches, EPOCH_CALL_SECONDS / known)))
+            state = {"sample_idx": np.arange(n_samples, dtype=int), "chunk": first_chunk}
             on_device = hasattr(trainer, "to_device")
 
             def stochastic_epoch(deadline):
@@ -1006,6 +1012,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                     elapsed = max(time.perf_counter() - tic, 1e-9)
                     per_batch = elapsed / (stop - batch)
                     state["chunk"] = int(max(1, min(n_batches, EPOCH_CALL_SECONDS / per_batch)))
+                    if stop - batch > 1 and hasattr(trainer, "ws"):
+                        trainer.ws.seconds_per_batch = per_batch
                     batch = stop
                     stochastic_epoch.samples_done = min(batch * batch_size, n_samples)
                     if not math.isfinite(total):  # diverged: no point in going on

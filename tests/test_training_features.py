@@ -681,3 +681,45 @@ def test_partial_fit_reuses_its_workspace_and_gives_the_same_weights(n_jobs, spa
     del fresh
     gc.collect()
     assert alive() is None  # the kept buffers do not keep their estimator alive
+
+
+@pytest.mark.parametrize("hogwild", [False, True])
+def test_partial_fit_sizes_its_first_kernel_call_from_the_last_call(monkeypatch, hogwild):
+    # an epoch runs as kernel calls of about EPOCH_CALL_SECONDS: the first call of
+    # a fresh epoch times one batch; a partial_fit that gets its buffers back
+    # starts from the previous call's timing (a Hogwild! epoch then starts its
+    # threads once); the weights do not depend on how the epoch is cut
+    from fastbp import _engine
+    from fastbp import _multilayer_perceptron as mlp
+
+    calls = []
+    original = _engine.Trainer.train_epoch
+
+    def recording(self, flat, rows, batch_size, first_batch, stop_batch, *args, **kwargs):
+        calls.append((int(first_batch), int(stop_batch)))
+        return original(self, flat, rows, batch_size, first_batch, stop_batch, *args, **kwargs)
+
+    monkeypatch.setattr(_engine.Trainer, "train_epoch", recording)
+    X, y = make_classification(n_samples=400, n_features=10, n_classes=3, n_informative=6, random_state=0)
+    params = dict(hidden_layer_sizes=(16,), batch_size=1, random_state=0, n_jobs=2, hogwild=hogwild)
+    est = MLPClassifier(**params)
+    est.partial_fit(X, y, classes=[0, 1, 2])
+    assert calls[0] == (0, 1)  # no timing known yet
+    known = mlp._KEPT_WORKSPACES[est].seconds_per_batch
+    assert known is not None and known > 0
+    calls.clear()
+    est.partial_fit(X, y)
+    expected = int(max(1, min(400, mlp.EPOCH_CALL_SECONDS / known)))
+    assert calls[0] == (0, expected)
+    assert calls[-1][1] == 400
+    assert all(a[1] == b[0] for a, b in zip(calls, calls[1:]))  # every step, once
+
+    if not hogwild:  # (Hogwild! results depend on how the steps are shared out)
+        reference = MLPClassifier(**params)
+        reference.partial_fit(X, y, classes=[0, 1, 2])
+        mlp._KEPT_WORKSPACES.pop(reference)  # a fresh workspace: the epoch starts with one step
+        calls.clear()
+        reference.partial_fit(X, y)
+        assert calls[0] == (0, 1)
+        for a, b in zip(est.coefs_ + est.intercepts_, reference.coefs_ + reference.intercepts_):
+            assert_array_equal(a, b)
