@@ -29,6 +29,12 @@ COLUMN_BLOCK = 32
 # (_kernels.param_slices): with 2 threads, 4 slices of 64k, 64k, 64k and 38k
 # parameters (workload M) kept one thread 26% longer than the other.
 PARAM_SLICE = 1 << 16
+# ... and a network of fewer parameters than PARAM_SLICE still gets two slices
+# (one per thread) from this many on: workload S's 26k parameters were stepped
+# on by one thread while the other waited, 7% of the epoch's CPU time; in two
+# slices the epoch took 29.6-38.1 ms against 30.9-40.4 (8 alternating pairs of
+# processes, 7 faster). A parallel launch costs about a microsecond.
+PARALLEL_STEP_MIN_PARAMS = 1 << 13
 
 # prange inside the elementwise kernels. Measured on 2 cores: a parallel launch
 # per elementwise pass costs more than it saves at these batch sizes, and

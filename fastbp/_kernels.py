@@ -84,7 +84,9 @@ from ._codes import (
     SOLVER_SGD,
 )
 from ._specialize import SpecializingCompiler
-from ._config import COLUMN_BLOCK, FASTMATH, FUSED_MIN_COLS, GATHER_AHEAD, PARALLEL_ELEMENTWISE, PARAM_SLICE
+from ._config import (
+    COLUMN_BLOCK, FASTMATH, FUSED_MIN_COLS, GATHER_AHEAD, PARALLEL_ELEMENTWISE, PARALLEL_STEP_MIN_PARAMS, PARAM_SLICE,
+)
 
 # error_model="numpy": a division by zero gives inf/NaN as in NumPy instead of
 # raising, which also lets LLVM vectorize loops that divide (about 10x faster
@@ -1227,10 +1229,13 @@ def parts_gradient(
 def param_slices(n_params):
     """Number of equal slices of the flat parameters for the finishing and the
     step: slices of at most PARAM_SLICE, an even number when there are several,
-    so two threads get the same work (the count depends on n_params only)."""
+    so two threads get the same work, and two from PARALLEL_STEP_MIN_PARAMS
+    parameters on (the count depends on n_params only)."""
     n_slices = (n_params + PARAM_SLICE - 1) // PARAM_SLICE
     if n_slices > 1:
         n_slices += n_slices % 2
+    elif n_params >= PARALLEL_STEP_MIN_PARAMS:
+        n_slices = 2
     return n_slices
 
 

@@ -115,6 +115,10 @@ CLF_SGD_CASES = {
         hidden_layer_sizes=(8,), activation="identity", shuffle=False,
         learning_rate_init=0.02, batch_size=70,
     ),
+    # 12,010 parameters: the step runs as two slices, one per thread (PARALLEL_STEP_MIN_PARAMS)
+    "two-step-slices-nesterov": dict(
+        hidden_layer_sizes=(160,), learning_rate_init=0.01, momentum=0.9, batch_size=64,
+    ),
 }
 
 
@@ -160,6 +164,8 @@ ADAM_CASES = {
     # 24 columns: Adam's step runs inside the one-row backward pass
     "online-multiclass-wide": ("multiclass", dict(hidden_layer_sizes=(24, 8), learning_rate_init=0.01,
                                                   batch_size=1)),
+    # 12,010 parameters: the step runs as two slices, one per thread (PARALLEL_STEP_MIN_PARAMS)
+    "digits-two-step-slices": ("digits", dict(hidden_layer_sizes=(160,), batch_size=64)),
 }
 
 
