@@ -1101,8 +1101,22 @@ def step_size(counters, icfg, fcfg):
     if solver == SOLVER_ADAM or solver == SOLVER_ADAMW:
         counters[C_ADAM_STEP] += 1
         t = float(counters[C_ADAM_STEP])
-        return learning_rate * math.sqrt(1.0 - fcfg[F_BETA_2] ** t) / (1.0 - fcfg[F_BETA_1] ** t)
+        return learning_rate * math.sqrt(_bias_correction(fcfg[F_BETA_2], t)) / _bias_correction(fcfg[F_BETA_1], t)
     return learning_rate
+
+
+@njit(**_INLINED)
+def _bias_correction(beta, t):
+    """``1 - beta ** t`` (0 <= beta < 1), without the power once it is exactly 1.
+
+    When ``beta ** t < 2**-60`` (judged from ``t * log2(beta)`` with a margin far
+    beyond its rounding), ``1 - beta ** t`` rounds to 1. Skipping the power then
+    (after about 400 steps for beta = 0.9) saves libm's ``pow``, whose result
+    eventually underflows through its slow path: 2% of a one-sample step.
+    """
+    if t * math.log2(beta) < -64.0:
+        return 1.0
+    return 1.0 - beta ** t
 
 
 @njit(**_INLINED)

@@ -514,3 +514,24 @@ def test_max_time_stops_a_long_fit(solver):
     assert reg.n_iter_ < 10_000
     assert all(np.isfinite(w).all() for w in _weights(reg))
     assert np.isfinite(reg.predict(X[:5])).all()
+
+
+@pytest.mark.parametrize("beta_1, beta_2", [(0.9, 0.999), (0.0, 0.5), (0.99, 0.9999), (0.5, 0.0)])
+def test_adam_step_size_is_scikit_learns_at_every_step(beta_1, beta_2):
+    # the kernels skip the power in 1 - beta ** t once it is exactly 1: the
+    # learning rate must stay scikit-learn's to the bit at every step
+    from fastbp._codes import C_ADAM_STEP, F_BETA_1, F_BETA_2, F_LEARNING_RATE, I_SOLVER, N_COUNTERS, SOLVER_ADAM
+    from fastbp._engine import make_config
+    from fastbp._kernels import step_size
+
+    icfg, fcfg = make_config()
+    icfg[I_SOLVER] = SOLVER_ADAM
+    fcfg[F_BETA_1], fcfg[F_BETA_2], fcfg[F_LEARNING_RATE] = beta_1, beta_2, 1e-3
+    counters = np.zeros(N_COUNTERS, dtype=np.int64)
+    steps = list(range(1, 2000)) + list(range(40_000, 46_000)) + list(range(400_000, 1_000_000, 997))
+    for t in steps:
+        counters[C_ADAM_STEP] = t - 1
+        rate = step_size(counters, icfg, fcfg)
+        assert counters[C_ADAM_STEP] == t
+        expected = 1e-3 * np.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)  # scikit-learn's AdamOptimizer
+        assert rate == expected, (t, rate, expected)
