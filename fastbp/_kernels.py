@@ -1109,7 +1109,7 @@ def step_size(counters, icfg, fcfg):
 def _bias_correction(beta, t):
     """``1 - beta ** t`` (0 <= beta < 1), without the power once it is exactly 1.
 
-    When ``beta ** t < 2**-60`` (judged from ``t * log2(beta)`` with a margin far
+    When ``beta ** t < 2**-64`` (judged from ``t * log2(beta)`` with a margin far
     beyond its rounding), ``1 - beta ** t`` rounds to 1. Skipping the power then
     (after about 400 steps for beta = 0.9) saves libm's ``pow``, whose result
     eventually underflows through its slow path: 2% of a one-sample step.
