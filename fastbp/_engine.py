@@ -52,7 +52,7 @@ from ._codes import (
     N_LAYER_FLOAT,
     N_LAYER_INT,
 )
-from ._config import CHUNK_ROWS, EPOCH_CALL_SECONDS, PARALLEL_STEP_MIN_PARAMS, SMALL_MATRIX_BLAS_CORES, SPLIT_GEMM_WORK
+from ._config import CHUNK_ROWS, EPOCH_CALL_SECONDS, SMALL_MATRIX_BLAS_CORES, SPLIT_GEMM_WORK
 
 
 class Network:
@@ -573,9 +573,9 @@ class Trainer:
             kernel = _kernels.train_epoch
         # (train_epoch_rows's Hogwild! arguments: not used)
         extra = (flat[:0], flat[:0], 0) if kernel is _kernels.train_epoch_rows else ()
-        # (the optimizer step runs in parallel slices from PARALLEL_STEP_MIN_PARAMS
-        # parameters on: _kernels.param_slices)
-        with _parallel_launch(self.parts > 1 or net.n_params >= PARALLEL_STEP_MIN_PARAMS):
+        # (the optimizer step runs in parallel when it has several slices; the
+        # kernels' own rule, run as Python)
+        with _parallel_launch(self.parts > 1 or _kernels.param_slices.py_func(net.n_params) > 1):
             return kernel(
                 *self.X.arrays(), self.Y, self.sw, rows, int(batch_size), int(first_batch), int(stop_batch),
                 flat, ws.grads_parts, state_1, state_2, counters, self.icfg, self.fcfg, *net.tables(),

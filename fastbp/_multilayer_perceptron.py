@@ -973,9 +973,13 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             # about EPOCH_CALL_SECONDS (a partial_fit whose buffers come from the
             # previous call starts from that call's timing; a Hogwild! epoch then
             # starts its threads once, not three times)
-            known = getattr(getattr(trainer, "ws", None), "seconds_per_batch", None)
-            first_chunk = 1 if not known else int(max(1, min(n_batches, EPOCH_CALL_SECONDS / known)))
-            state = {"sample_idx": np.arange(n_samples, dtype=int), "chunk": first_chunk}
+            workspace = getattr(trainer, "ws", None)  # (the device trainers keep none)
+
+            def batches_per_call(seconds_per_batch):
+                return int(max(1, min(n_batches, EPOCH_CALL_SECONDS / seconds_per_batch)))
+
+            known = getattr(workspace, "seconds_per_batch", None)
+            state = {"sample_idx": np.arange(n_samples, dtype=int), "chunk": batches_per_call(known) if known else 1}
             on_device = hasattr(trainer, "to_device")
 
             def stochastic_epoch(deadline):
@@ -1011,9 +1015,9 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                     )
                     elapsed = max(time.perf_counter() - tic, 1e-9)
                     per_batch = elapsed / (stop - batch)
-                    state["chunk"] = int(max(1, min(n_batches, EPOCH_CALL_SECONDS / per_batch)))
-                    if stop - batch > 1 and hasattr(trainer, "ws"):
-                        trainer.ws.seconds_per_batch = per_batch
+                    state["chunk"] = batches_per_call(per_batch)
+                    if stop - batch > 1 and workspace is not None:
+                        workspace.seconds_per_batch = per_batch
                     batch = stop
                     stochastic_epoch.samples_done = min(batch * batch_size, n_samples)
                     if not math.isfinite(total):  # diverged: no point in going on
