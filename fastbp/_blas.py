@@ -17,6 +17,7 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 from numba.np.linalg import ensure_blas
 
+from ._cache_loading import load_without_compiler_setup
 from ._config import FASTMATH, SMALL_GEMM_WORK
 from ._specialize import SpecializingCompiler
 
@@ -311,3 +312,7 @@ def gemm(trans_a, trans_b, alpha, A, B, beta, C, split_work):
         )
         if status != 0:
             raise RuntimeError("BLAS gemm could not be loaded from SciPy")
+
+
+# Cached kernels load without Numba's compiler set-up (see _cache_loading).
+load_without_compiler_setup(globals())

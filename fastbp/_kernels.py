@@ -34,6 +34,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._blas import borrowed, gemm, matrix_view, prefetch, row_dot, vector_view
+from ._cache_loading import load_without_compiler_setup
 from ._codes import (
     ACT_ELU,
     ACT_EXP,
@@ -1642,3 +1643,7 @@ def jacobian(
                 if scale != 1.0:
                     for c in range(row.shape[0]):
                         row[c] *= scale
+
+
+# Cached kernels load without Numba's compiler set-up (see _cache_loading).
+load_without_compiler_setup(globals())
