@@ -10,6 +10,7 @@ same weights as scikit-learn's MLP.
 """
 
 import math
+import sys
 import time
 import warnings
 import weakref
@@ -101,6 +102,24 @@ def _divergence_message(estimator, loss, failed, restored):
         f"To fix it, {rate}scale the inputs (for instance with sklearn.preprocessing.StandardScaler), "
         "or increase alpha."
     )
+
+
+class _Iteration:
+    """A solver's iteration function, ``run(deadline)``, with ``samples_done``:
+    the samples the iteration under way has trained on (``progress``'s entry)."""
+
+    __slots__ = ("run", "progress")
+
+    def __init__(self, run, progress):
+        self.run = run
+        self.progress = progress
+
+    def __call__(self, deadline):
+        return self.run(deadline)
+
+    @property
+    def samples_done(self):
+        return self.progress["samples_done"]
 
 
 class _LastFinite:
@@ -215,6 +234,56 @@ def _keep_workspace(estimator, workspace):
         _KEPT_WORKSPACES[estimator] = workspace
     except TypeError:
         pass
+
+
+# partial_fit's arrays of the state before its last call (the flat parameter
+# vector and the optimizer's buffers), kept for each estimator until its next
+# call, which copies the current state into them instead of into fresh memory
+# when nothing else holds them (see _take_spare): fresh memory is cleared by
+# the operating system page by page, 18 ms of a 490 ms partial_fit epoch of a
+# 2.1M-parameter network (three 8.4 MB copies). A cache as _KEPT_WORKSPACES.
+_SPARE_ARRAYS = weakref.WeakKeyDictionary()
+
+
+def _take_spare_arrays(estimator):
+    """The arrays ``estimator``'s last partial_fit kept (a dict, maybe empty), released."""
+    try:
+        return _SPARE_ARRAYS.pop(estimator, None) or {}
+    except TypeError:  # an unhashable subclass: nothing kept
+        return {}
+
+
+def _keep_spare_arrays(estimator, flat, optimizer):
+    """Keep the state a partial_fit started from (its flat vector, when the
+    parameters were views of one, and its optimizer's buffers) for the next call."""
+    spares = {"state_1": optimizer.state_1, "state_2": optimizer.state_2}
+    if isinstance(flat, np.ndarray):
+        spares["flat"] = flat
+    try:
+        _SPARE_ARRAYS[estimator] = spares
+    except TypeError:
+        pass
+
+
+def _take_spare(spares, name, shape, dtype):
+    """``spares[name]`` (removed from ``spares``) if it is a C-contiguous,
+    writeable array of ``shape`` and ``dtype`` owning its memory that nothing
+    but this function references (no view of it, no other name or container:
+    writing into it can change nothing anyone can see); else None."""
+    candidate = spares.pop(name, None)
+    if (
+        type(candidate) is not np.ndarray
+        or candidate.base is not None
+        or candidate.shape != shape
+        or candidate.dtype != dtype
+        or not candidate.flags.c_contiguous
+        or not candidate.flags.writeable
+    ):
+        return None
+    probe = np.empty(0)  # held the same way: by one local name
+    if sys.getrefcount(candidate) != sys.getrefcount(probe):
+        return None
+    return candidate
 
 
 class _Validation:
@@ -609,7 +678,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         # arrays stay untouched, so a failed call loses nothing (and they are
         # the call's start, should the fit diverge).
         start_params = (list(self.coefs_), list(self.intercepts_))
-        flat = network.pack(*start_params, X.dtype)
+        spares = _take_spare_arrays(self)  # (fit releases them)
+        if not incremental:
+            spares = {}
+        flat = network.pack(*start_params, X.dtype, out=_take_spare(spares, "flat", (network.n_params,), X.dtype))
         self._set_parameters(network, flat)
 
         def start_weights(out):
@@ -632,7 +704,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             else:
                 self._fit_iterative(
                     X, y, sample_weight, network, flat, incremental, validation, seed, deadline, callback_ctx,
-                    parts, start_weights, kept,
+                    parts, start_weights, kept, spares, start_params[0][0].base if start_params[0] else None,
                 )
             if callback_ctx is not None:
                 callback_ctx.end()
@@ -809,14 +881,25 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         return 1
 
     def _fit_iterative(self, X, y, sample_weight, network, flat, incremental, validation, seed, deadline,
-                       callback_ctx, parts, start_weights, kept):
+                       callback_ctx, parts, start_weights, kept, spares=None, start_flat=None):
+        """Iterate a mini-batch or full-batch solver (all but lbfgs) from ``flat``.
+
+        partial_fit's calls (``incremental``) pass ``spares`` (arrays the copies
+        may be written into, :func:`_take_spare`) and ``start_flat``, the array
+        the start's parameters are views of (None if not known); a successful
+        call keeps its start's arrays for the next one.
+        """
         dtype = flat.dtype
         n_params = network.n_params
+        spares = {} if spares is None else spares
         start_optimizer = None
         if incremental and hasattr(self, "_optimizer") and self._optimizer.matches(self.solver, n_params, dtype):
             # trains on a copy: the old state stays as it was, the call's start
             start_optimizer = self._optimizer
-            optimizer = start_optimizer.copy()
+            optimizer = start_optimizer.copy(
+                _take_spare(spares, "state_1", start_optimizer.state_1.shape, dtype),
+                _take_spare(spares, "state_2", start_optimizer.state_2.shape, dtype),
+            )
         else:
             optimizer = OptimizerState(
                 self.solver, n_params, dtype, self.learning_rate_init, self.learning_rate, self.power_t,
@@ -867,6 +950,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         if incremental and isinstance(trainer, _engine.Trainer):
             # (kept once the call is done: never shared with a call still running)
             _keep_workspace(self, trainer.ws)
+        if incremental and start_optimizer is not None:
+            _keep_spare_arrays(self, start_flat, start_optimizer)
 
     def _run_iterations(self, trainer, step, flat, optimizer, train_rows, early_stopping, validation, incremental,
                         deadline, callback_ctx, start_weights=None, start_optimizer=None):
@@ -979,7 +1064,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 return int(max(1, min(n_batches, EPOCH_CALL_SECONDS / seconds_per_batch)))
 
             known = getattr(workspace, "seconds_per_batch", None)
-            state = {"sample_idx": np.arange(n_samples, dtype=int), "chunk": batches_per_call(known) if known else 1}
+            state = {
+                "sample_idx": np.arange(n_samples, dtype=int), "chunk": batches_per_call(known) if known else 1,
+                "samples_done": 0,
+            }
             on_device = hasattr(trainer, "to_device")
 
             def stochastic_epoch(deadline):
@@ -991,7 +1079,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 else:
                     rows = train_rows
                 learning_rate = optimizer.epoch_learning_rate(self.n_iter_)
-                stochastic_epoch.samples_done = 0
+                state["samples_done"] = 0
                 if on_device:  # the host arrays may have changed since the last epoch (a restore)
                     trainer.to_device(flat, optimizer.state_1, optimizer.state_2)
                 try:
@@ -1019,7 +1107,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                     if stop - batch > 1 and workspace is not None:
                         workspace.seconds_per_batch = per_batch
                     batch = stop
-                    stochastic_epoch.samples_done = min(batch * batch_size, n_samples)
+                    state["samples_done"] = min(batch * batch_size, n_samples)
                     if not math.isfinite(total):  # diverged: no point in going on
                         break
                     if deadline is not None and time.perf_counter() >= deadline:
@@ -1027,7 +1115,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                         break
                 return total, batch, timed_out
 
-            return stochastic_epoch
+            # (an object, not an attribute the function sets on itself: that
+            # reference cycle kept the call's arrays alive until the cyclic
+            # garbage collector ran, after the next partial_fit had started)
+            return _Iteration(stochastic_epoch, state)
 
         if solver in ("rprop", "quickprop"):
 
@@ -1618,6 +1709,12 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         gradients) are kept from one call to the next, so a loop of partial_fit
         calls allocates them once; ``fit`` and deleting the estimator release
         them. They are not part of the model: never pickled, saved or copied.
+        Each call trains on copies of the parameters and the optimizer's state
+        (a call that fails leaves the model as it was); the arrays the previous
+        call started from are kept too, and the copies go into them when
+        nothing else holds them (no view of the old ``coefs_``, no other
+        reference), so the loop does not fault in fresh memory at every call.
+        Between calls this holds about three more copies of the parameters.
         """
         snapshot = dict(self.__dict__)
         try:
@@ -1966,7 +2063,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
         Notes
         -----
-        The batch buffers are kept from one call to the next (see
+        The batch buffers and the arrays of the state the last call started
+        from are kept from one call to the next (see
         :meth:`MLPClassifier.partial_fit`); ``fit`` and deleting the estimator
         release them.
         """

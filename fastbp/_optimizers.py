@@ -51,12 +51,14 @@ class OptimizerState:
             self.state_2[:] = learning_rate_init  # initial step sizes
         self.counters = np.zeros(2, dtype=np.int64)
 
-    def copy(self):
-        """An independent copy (a failed call must not touch the fitted state)."""
+    def copy(self, out_1=None, out_2=None):
+        """An independent copy (a failed call must not touch the fitted state);
+        the buffers are copied into ``out_1`` / ``out_2`` when given (arrays of
+        their shape and dtype that nothing else uses), else into new arrays."""
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
-        new.state_1 = self.state_1.copy()
-        new.state_2 = self.state_2.copy()
+        new.state_1 = _copied(self.state_1, out_1)
+        new.state_2 = _copied(self.state_2, out_2)
         new.counters = self.counters.copy()
         return new
 
@@ -137,3 +139,13 @@ def lm_step(J, gradient, n_weights, l2_scale, damping):
         return -scipy.linalg.cho_solve(factor, gradient, check_finite=False)
     except (np.linalg.LinAlgError, ValueError):
         return None
+
+
+def _copied(array, out):
+    """``array`` copied into ``out`` (same shape and dtype) or, without ``out``, into a new array."""
+    if out is None:
+        return array.copy()
+    if out.shape != array.shape or out.dtype != array.dtype:
+        raise ValueError(f"cannot copy an array of {array.shape} {array.dtype} into {out.shape} {out.dtype}")
+    np.copyto(out, array)
+    return out

@@ -683,6 +683,106 @@ def test_partial_fit_reuses_its_workspace_and_gives_the_same_weights(n_jobs, spa
     assert alive() is None  # the kept buffers do not keep their estimator alive
 
 
+def _address(array):
+    return array.__array_interface__["data"][0]
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_partial_fit_copies_into_the_arrays_of_two_calls_ago_when_nothing_holds_them(solver):
+    # each partial_fit trains on copies of the parameters and the optimizer's
+    # buffers; they go into the arrays the previous call started from when no
+    # view, name or container holds those any more, else into new ones
+    from fastbp import _multilayer_perceptron as mlp
+
+    X, y = make_classification(n_samples=200, n_features=10, n_classes=3, n_informative=6, random_state=0)
+    params = dict(hidden_layer_sizes=(16,), batch_size=32, random_state=0, solver=solver, momentum=0.9)
+    est, reference = MLPClassifier(**params), MLPClassifier(**params)
+    held = []  # the reference's old coefs_ and optimizer, held: nothing of them may be reused
+    flats, moments = [], []
+    for call in range(5):
+        kwargs = dict(classes=[0, 1, 2]) if call == 0 else {}
+        est.partial_fit(X, y, **kwargs)
+        flats.append(_address(est.coefs_[0].base))
+        moments.append(_address(est._optimizer.state_1))
+        reference.partial_fit(X, y, **kwargs)
+        held.append((reference.coefs_, reference._optimizer, [c.copy() for c in reference.coefs_],
+                     reference._optimizer.state_1.copy()))
+    # calls 3, 4, 5 wrote into the arrays of calls 1, 2, 3
+    assert flats[2:] == flats[:3] and moments[2:] == moments[:3]
+    assert len(set(flats)) == 2
+    # the reference reused nothing and its held arrays are as they were
+    assert len({_address(coefs[0].base) for coefs, *_ in held}) == 5
+    for coefs, optimizer, coefs_then, moment_then in held:
+        for a, b in zip(coefs, coefs_then):
+            assert_array_equal(a, b)
+        assert_array_equal(optimizer.state_1, moment_then)
+    for a, b in zip(est.coefs_ + est.intercepts_, reference.coefs_ + reference.intercepts_):
+        assert_array_equal(a, b)
+    assert_array_equal(est._optimizer.state_1, reference._optimizer.state_1)
+
+    # a shallow copy of the estimator holds the arrays: they stay as they were
+    shallow = copy.copy(est)
+    coefs_then, moment_then = [c.copy() for c in shallow.coefs_], shallow._optimizer.state_1.copy()
+    for _ in range(3):
+        est.partial_fit(X, y)
+    for a, b in zip(shallow.coefs_, coefs_then):
+        assert_array_equal(a, b)
+    assert_array_equal(shallow._optimizer.state_1, moment_then)
+
+    # a call that fails changes nothing; the next one goes on as if it had not happened
+    state = [c.copy() for c in est.coefs_ + est.intercepts_]
+    with pytest.raises(ValueError):
+        est.partial_fit(X, np.where(y == 2, 7, y))  # a class not seen in the first call
+    for a, b in zip(est.coefs_ + est.intercepts_, state):
+        assert_array_equal(a, b)
+    for _ in range(3 + 2):  # the shallow copy's three calls, the two below
+        reference.partial_fit(X, y)
+    for _ in range(2):
+        est.partial_fit(X, y)
+    for a, b in zip(est.coefs_ + est.intercepts_, reference.coefs_ + reference.intercepts_):
+        assert_array_equal(a, b)
+    assert est in mlp._SPARE_ARRAYS
+    est.set_params(max_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    assert est not in mlp._SPARE_ARRAYS  # fit releases them
+
+
+def test_take_spare_refuses_arrays_held_elsewhere():
+    from fastbp._multilayer_perceptron import _take_spare
+
+    def taken(array, shape=(6,), dtype=np.float64):
+        # (plain statements: pytest's assertion rewriting holds intermediate values)
+        spares = {"flat": array}
+        del array
+        result = _take_spare(spares, "flat", shape, dtype)
+        assert "flat" not in spares
+        return result is not None
+
+    unheld = taken(np.zeros(6))
+    assert unheld
+    held = np.zeros(6)
+    by_name = taken(held)
+    assert not by_name
+    view = np.zeros(6)[1:]  # its base is held by the view only
+    by_view = taken(view.base)
+    assert not by_view
+    wrong_shape = taken(np.zeros(6), shape=(5,))
+    wrong_dtype = taken(np.zeros(6), dtype=np.float32)
+    a_view_itself = taken(np.zeros(12)[::2])
+    assert not (wrong_shape or wrong_dtype or a_view_itself)
+    def read_only_zeros():
+        array = np.zeros(6)
+        array.flags.writeable = False
+        return array
+
+    frozen = taken(read_only_zeros())
+    assert not frozen
+    missing = _take_spare({}, "flat", (6,), np.float64)
+    assert missing is None
+
+
 @pytest.mark.parametrize("hogwild", [False, True])
 def test_partial_fit_sizes_its_first_kernel_call_from_the_last_call(monkeypatch, hogwild):
     # an epoch runs as kernel calls of about EPOCH_CALL_SECONDS: the first call of
