@@ -27,11 +27,12 @@ class RuntimeOnlyCache(FunctionCache):
         try:
             from numba.core.runtime import rtsys
 
-            rtsys.initialize(target_context)
-        except Exception:  # pragma: no cover - an internal API moved: Numba's own way
+            guard, load = self._guard_against_spurious_io_errors, self._load_overload
+        except (ImportError, AttributeError):  # pragma: no cover - Numba's internals moved: its own way
             return super().load_overload(sig, target_context)
-        with self._guard_against_spurious_io_errors():
-            return self._load_overload(sig, target_context)
+        rtsys.initialize(target_context)
+        with guard():
+            return load(sig, target_context)
 
 
 def load_without_compiler_setup(namespace):
