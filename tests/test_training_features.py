@@ -752,33 +752,32 @@ def test_partial_fit_copies_into_the_arrays_of_two_calls_ago_when_nothing_holds_
 def test_take_spare_refuses_arrays_held_elsewhere():
     from fastbp._multilayer_perceptron import _take_spare
 
-    def taken(array, shape=(6,), dtype=np.float64):
-        # (plain statements: pytest's assertion rewriting holds intermediate values)
-        spares = {"flat": array}
-        del array
+    def taken(make, shape=(6,), dtype=np.float64):
+        # the dict holds the array ``make`` returns; plain statements, as
+        # pytest's assertion rewriting holds intermediate values
+        spares = {"flat": make()}
         result = _take_spare(spares, "flat", shape, dtype)
         assert "flat" not in spares
         return result is not None
 
-    unheld = taken(np.zeros(6))
-    assert unheld
-    held = np.zeros(6)
-    by_name = taken(held)
-    assert not by_name
-    view = np.zeros(6)[1:]  # its base is held by the view only
-    by_view = taken(view.base)
-    assert not by_view
-    wrong_shape = taken(np.zeros(6), shape=(5,))
-    wrong_dtype = taken(np.zeros(6), dtype=np.float32)
-    a_view_itself = taken(np.zeros(12)[::2])
-    assert not (wrong_shape or wrong_dtype or a_view_itself)
     def read_only_zeros():
         array = np.zeros(6)
         array.flags.writeable = False
         return array
 
-    frozen = taken(read_only_zeros())
-    assert not frozen
+    unheld = taken(lambda: np.zeros(6))
+    assert unheld
+    held = np.zeros(6)
+    by_name = taken(lambda: held)
+    assert not by_name
+    view = np.zeros(6)[1:]  # its base is held by the view only
+    by_view = taken(lambda: view.base)
+    assert not by_view
+    wrong_shape = taken(lambda: np.zeros(6), shape=(5,))
+    wrong_dtype = taken(lambda: np.zeros(6), dtype=np.float32)
+    a_view_itself = taken(lambda: np.zeros(12)[::2])
+    frozen = taken(read_only_zeros)
+    assert not (wrong_shape or wrong_dtype or a_view_itself or frozen)
     missing = _take_spare({}, "flat", (6,), np.float64)
     assert missing is None
 
