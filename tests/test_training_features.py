@@ -822,3 +822,23 @@ def test_partial_fit_sizes_its_first_kernel_call_from_the_last_call(monkeypatch,
         assert calls[0] == (0, 1)
         for a, b in zip(est.coefs_ + est.intercepts_, reference.coefs_ + reference.intercepts_):
             assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("labels", [np.arange(4), np.arange(4, dtype=np.uint8), np.array([0, 1, 2, 5]),
+                                    np.array([1, 2, 3, 4]), np.array([-1, 0, 1, 2]), np.array(["a", "b", "c", "d"])])
+def test_partial_fit_class_positions_for_any_labels(labels):
+    # labels 0 .. k-1 are their own positions (no binary search); every kind
+    # of labels gives the positions of classes_ and rejects unknown labels
+    rng = np.random.default_rng(0)
+    y = labels[rng.integers(0, 4, size=50)]
+    est = MLPClassifier(hidden_layer_sizes=(3,), random_state=0)
+    est.partial_fit(rng.standard_normal((50, 3)), y, classes=labels)
+    positions = est._class_positions(y)
+    assert_array_equal(est.classes_[positions], y)
+    assert positions.dtype == np.intp
+    too_high = np.array(["z"] if labels.dtype.kind == "U" else [labels.max() + 1], dtype=y.dtype)
+    with pytest.raises(ValueError, match="classes not in"):
+        est._class_positions(np.append(y, too_high))
+    if labels.dtype.kind == "i":
+        with pytest.raises(ValueError, match="classes not in"):
+            est._class_positions(np.append(y, labels.min() - 1))
