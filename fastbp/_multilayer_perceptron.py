@@ -215,52 +215,30 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 _ALL_SOLVERS = set(STOCHASTIC_SOLVERS) | set(FULL_BATCH_SOLVERS)
 
-# partial_fit's batch buffers, kept between its calls for each estimator (freed
-# with it): a cache, not model state, so not an attribute (never pickled, saved,
-# copied or compared with the model).
+# What partial_fit keeps between its calls for each estimator (freed with it):
+# caches, not model state, so not attributes (never pickled, saved, copied or
+# compared with the model). Its batch buffers ...
 _KEPT_WORKSPACES = weakref.WeakKeyDictionary()
+# ... and the arrays of the state before its last call (the flat parameter
+# vector and the optimizer's buffers): the next call copies the current state
+# into them instead of into fresh memory when nothing else holds them (see
+# _take_spare). Fresh memory is cleared by the operating system page by page:
+# 18 ms of a 490 ms partial_fit epoch of a 2.1M-parameter network (three
+# 8.4 MB copies).
+_SPARE_ARRAYS = weakref.WeakKeyDictionary()
 
 
-def _take_kept_workspace(estimator):
-    """The batch buffers ``estimator``'s last partial_fit kept (None if none), released."""
+def _take_kept(store, estimator):
+    """What ``estimator``'s last partial_fit kept in ``store`` (None if nothing), released."""
     try:
-        return _KEPT_WORKSPACES.pop(estimator, None)
+        return store.pop(estimator, None)
     except TypeError:  # an unhashable subclass: nothing kept
         return None
 
 
-def _keep_workspace(estimator, workspace):
+def _keep(store, estimator, value):
     try:
-        _KEPT_WORKSPACES[estimator] = workspace
-    except TypeError:
-        pass
-
-
-# partial_fit's arrays of the state before its last call (the flat parameter
-# vector and the optimizer's buffers), kept for each estimator until its next
-# call, which copies the current state into them instead of into fresh memory
-# when nothing else holds them (see _take_spare): fresh memory is cleared by
-# the operating system page by page, 18 ms of a 490 ms partial_fit epoch of a
-# 2.1M-parameter network (three 8.4 MB copies). A cache as _KEPT_WORKSPACES.
-_SPARE_ARRAYS = weakref.WeakKeyDictionary()
-
-
-def _take_spare_arrays(estimator):
-    """The arrays ``estimator``'s last partial_fit kept (a dict, maybe empty), released."""
-    try:
-        return _SPARE_ARRAYS.pop(estimator, None) or {}
-    except TypeError:  # an unhashable subclass: nothing kept
-        return {}
-
-
-def _keep_spare_arrays(estimator, flat, optimizer):
-    """Keep the state a partial_fit started from (its flat vector, when the
-    parameters were views of one, and its optimizer's buffers) for the next call."""
-    spares = {"state_1": optimizer.state_1, "state_2": optimizer.state_2}
-    if isinstance(flat, np.ndarray):
-        spares["flat"] = flat
-    try:
-        _SPARE_ARRAYS[estimator] = spares
+        store[estimator] = value
     except TypeError:
         pass
 
@@ -678,20 +656,17 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         # arrays stay untouched, so a failed call loses nothing (and they are
         # the call's start, should the fit diverge).
         start_params = (list(self.coefs_), list(self.intercepts_))
-        spares = _take_spare_arrays(self)  # (fit releases them)
+        # what the last partial_fit kept (batch buffers, spare arrays): reused
+        # by this partial_fit, released by fit (any solver)
+        kept, spares = _take_kept(_KEPT_WORKSPACES, self), _take_kept(_SPARE_ARRAYS, self) or {}
         if not incremental:
-            spares = {}
+            kept, spares = None, {}
         flat = network.pack(*start_params, X.dtype, out=_take_spare(spares, "flat", (network.n_params,), X.dtype))
         self._set_parameters(network, flat)
 
         def start_weights(out):
             network.pack(*start_params, out.dtype, out=out)
 
-        # the batch buffers the last partial_fit kept: reused by this partial_fit,
-        # released by fit (any solver)
-        kept = _take_kept_workspace(self)
-        if not incremental:
-            kept = None
         seed = int(self._random_state.randint(np.iinfo(np.int32).max)) if network.has_dropout else 0
 
         parts = self._thread_parts(network, n_samples)
@@ -881,17 +856,17 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         return 1
 
     def _fit_iterative(self, X, y, sample_weight, network, flat, incremental, validation, seed, deadline,
-                       callback_ctx, parts, start_weights, kept, spares=None, start_flat=None):
+                       callback_ctx, parts, start_weights, kept, spares, start_flat):
         """Iterate a mini-batch or full-batch solver (all but lbfgs) from ``flat``.
 
-        partial_fit's calls (``incremental``) pass ``spares`` (arrays the copies
-        may be written into, :func:`_take_spare`) and ``start_flat``, the array
+        partial_fit's calls (``incremental``) pass what the last call kept:
+        ``kept`` (its batch buffers, or None) and ``spares`` (arrays the copies
+        may be written into, :func:`_take_spare`), and ``start_flat``, the array
         the start's parameters are views of (None if not known); a successful
-        call keeps its start's arrays for the next one.
+        call keeps its buffers and its start's arrays for the next one.
         """
         dtype = flat.dtype
         n_params = network.n_params
-        spares = {} if spares is None else spares
         start_optimizer = None
         if incremental and hasattr(self, "_optimizer") and self._optimizer.matches(self.solver, n_params, dtype):
             # trains on a copy: the old state stays as it was, the call's start
@@ -949,9 +924,13 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         )
         if incremental and isinstance(trainer, _engine.Trainer):
             # (kept once the call is done: never shared with a call still running)
-            _keep_workspace(self, trainer.ws)
+            _keep(_KEPT_WORKSPACES, self, trainer.ws)
         if incremental and start_optimizer is not None:
-            _keep_spare_arrays(self, start_flat, start_optimizer)
+            # the state this call started from, for the next call's copies
+            spares = {"state_1": start_optimizer.state_1, "state_2": start_optimizer.state_2}
+            if isinstance(start_flat, np.ndarray):
+                spares["flat"] = start_flat
+            _keep(_SPARE_ARRAYS, self, spares)
 
     def _run_iterations(self, trainer, step, flat, optimizer, train_rows, early_stopping, validation, incremental,
                         deadline, callback_ctx, start_weights=None, start_optimizer=None):
