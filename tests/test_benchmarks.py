@@ -21,3 +21,44 @@ def test_asv_check_passes():
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "No problems found" in out, out[-4000:]
+
+
+def test_gemm_bound_runs_the_epochs_products():
+    """benchmarks/gemm_bound.py's product-only epoch computes, per thread's row block of a
+    batch, the forward, weight-gradient and delta products of the threaded epoch."""
+    import numpy as np
+    from numba.typed import List
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        import gemm_bound
+        from workloads import Workload
+    finally:
+        sys.path.pop(0)
+    data_parallel_epoch, whole_batch_epoch = gemm_bound._kernels()
+    sizes = (7, 5, 3)
+    units = np.array(sizes, dtype=np.int64)
+    rng = np.random.default_rng(1)
+    batch, parts = 9, 2
+    block_rows = (4, 5)  # rows of the two blocks of a 9-row batch
+
+    def matrices(rows, width_of):
+        return List([rng.standard_normal((rows, width_of(i))).astype(np.float64) for i in range(2)])
+
+    weights = List([rng.standard_normal((sizes[i], sizes[i + 1])) for i in range(2)])
+    xs = List([matrices(5, lambda i: sizes[i]) for _ in range(parts)])
+    zs = List([matrices(5, lambda i: sizes[i + 1]) for _ in range(parts)])
+    grads = List([List([np.zeros((sizes[i], sizes[i + 1])) for i in range(2)]) for _ in range(parts)])
+    dacts = List([matrices(5, lambda i: sizes[i + 1]) for _ in range(parts)])
+    x_in = [[x.copy() for x in xs[p]] for p in range(parts)]
+    data_parallel_epoch(batch, batch, parts, units, weights, xs, zs, grads, dacts, 0)
+    for p, rows in enumerate(block_rows):
+        for layer in range(2):
+            z = x_in[p][layer][:rows] @ weights[layer]
+            np.testing.assert_allclose(zs[p][layer][:rows], z, rtol=1e-12)
+            np.testing.assert_allclose(grads[p][layer], x_in[p][layer][:rows].T @ z, rtol=1e-12)
+        np.testing.assert_allclose(dacts[p][0][:rows], zs[p][1][:rows] @ weights[1].T, rtol=1e-12)
+    tiny = Workload("tiny", 40, 7, (5,), 3, 16, "test")
+    times = gemm_bound.gemm_bound(tiny, dtype="float64", n_jobs=2, repeats=2)
+    assert set(times) == {"data parallel", "whole batches, BLAS threads"}
+    assert all(len(t) == 2 and min(t) > 0 for t in times.values())
