@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from workloads import WORKLOADS, estimator_params, make_data  # noqa: E402
+from workloads import WORKLOADS, make_data  # noqa: E402
 
 
 def _kernels():
@@ -40,112 +40,105 @@ def _kernels():
 
     from fastbp._blas import gemm
 
+    @njit
+    def block_products(rows, weights, xs, zs, grads, dacts, split_work):
+        """One row block's products, as fastbp's batch_gradient runs them: forward, then per
+        layer from the top the weight gradient and (but for the input layer) the delta below."""
+        n_layers = len(weights)
+        for layer in range(n_layers):
+            gemm(False, False, 1.0, xs[layer][:rows], weights[layer], 0.0, zs[layer][:rows], split_work)
+        for layer in range(n_layers - 1, -1, -1):
+            gemm(True, False, 1.0, xs[layer][:rows], zs[layer][:rows], 0.0, grads[layer], split_work)
+            if layer > 0:
+                gemm(False, True, 1.0, zs[layer][:rows], weights[layer], 0.0, dacts[layer - 1][:rows], split_work)
+
     @njit(parallel=True)
-    def data_parallel_epoch(n, batch, parts, units, weights, xs, zs, grads, dacts, split_work):
-        n_layers = units.shape[0] - 1
+    def data_parallel_epoch(n, batch, parts, weights, xs, zs, grads, dacts, split_work):
+        """Every batch split into ``min(parts, rows)`` row blocks as fastbp's parts_gradient
+        splits it, one block per thread; each thread has its own buffers."""
         for start in range(0, n, batch):
             m = min(batch, n - start)
             n_parts = min(parts, m)
             for p in prange(n_parts):
                 part = np.int64(p)  # (prange's index is unsigned)
                 rows = (m * (part + 1)) // n_parts - (m * part) // n_parts
-                for layer in range(n_layers):
-                    gemm(False, False, 1.0, xs[part][layer][:rows], weights[layer], 0.0,
-                         zs[part][layer][:rows], split_work)
-                for layer in range(n_layers - 1, -1, -1):
-                    gemm(True, False, 1.0, xs[part][layer][:rows], zs[part][layer][:rows], 0.0,
-                         grads[part][layer], split_work)
-                    if layer > 0:
-                        gemm(False, True, 1.0, zs[part][layer][:rows], weights[layer], 0.0,
-                             dacts[part][layer - 1][:rows], split_work)
+                block_products(rows, weights, xs[part], zs[part], grads[part], dacts[part], split_work)
 
     @njit
-    def whole_batch_epoch(n, batch, units, weights, xs, zs, grads, dacts, split_work):
-        n_layers = units.shape[0] - 1
+    def whole_batch_epoch(n, batch, weights, xs, zs, grads, dacts, split_work):
         for start in range(0, n, batch):
-            m = min(batch, n - start)
-            for layer in range(n_layers):
-                gemm(False, False, 1.0, xs[layer][:m], weights[layer], 0.0, zs[layer][:m], split_work)
-            for layer in range(n_layers - 1, -1, -1):
-                gemm(True, False, 1.0, xs[layer][:m], zs[layer][:m], 0.0, grads[layer], split_work)
-                if layer > 0:
-                    gemm(False, True, 1.0, zs[layer][:m], weights[layer], 0.0, dacts[layer - 1][:m], split_work)
+            block_products(min(batch, n - start), weights, xs, zs, grads, dacts, split_work)
 
     return data_parallel_epoch, whole_batch_epoch
 
 
-def gemm_bound(workload, dtype="float32", n_jobs=2, repeats=7):
+def _timed(run, repeats):
+    """Seconds of ``repeats`` calls of ``run`` after a warm-up call (compilation, caches)."""
+    run()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def gemm_bound(workload, dtype="float32", n_jobs=None, repeats=7):
     """Seconds per epoch (list over ``repeats``) of the product-only epochs of a
-    workload (a name in ``WORKLOADS`` or a ``Workload``):
-    ``{"data parallel": [...], "whole batches, BLAS threads": [...]}``."""
+    workload (a name in ``WORKLOADS`` or a ``Workload``) on ``n_jobs`` threads (None: all
+    cores, as fastbp's default): ``{"data parallel": [...], "whole batches, BLAS threads": [...]}``."""
     from numba.typed import List
 
     from fastbp import _engine
 
     w = WORKLOADS[workload] if isinstance(workload, str) else workload
     sizes = w.layer_sizes
-    units = np.array(sizes, dtype=np.int64)
     n_layers = len(sizes) - 1
     rng = np.random.default_rng(0)
 
     def matrices(rows, width_of):
         return List([rng.standard_normal((rows, width_of(layer))).astype(dtype) for layer in range(n_layers)])
 
+    def buffers(rows):
+        """(inputs, outputs, weight gradients, deltas below) of a block of ``rows`` rows."""
+        return (matrices(rows, lambda i: sizes[i]), matrices(rows, lambda i: sizes[i + 1]),
+                List([np.zeros((sizes[i], sizes[i + 1]), dtype) for i in range(n_layers)]),
+                matrices(rows, lambda i: sizes[i + 1]))
+
     weights = List([(0.01 * rng.standard_normal((sizes[i], sizes[i + 1]))).astype(dtype) for i in range(n_layers)])
     threads = _engine.effective_n_jobs(n_jobs)
-    part_rows = -(-w.batch // threads)
-    xs = List([matrices(part_rows, lambda i: sizes[i]) for _ in range(threads)])
-    zs = List([matrices(part_rows, lambda i: sizes[i + 1]) for _ in range(threads)])
-    grads = List([List([np.zeros((sizes[i], sizes[i + 1]), dtype) for i in range(n_layers)]) for _ in range(threads)])
-    dacts = List([matrices(part_rows, lambda i: sizes[i + 1]) for _ in range(threads)])
-    whole = (matrices(w.batch, lambda i: sizes[i]), matrices(w.batch, lambda i: sizes[i + 1]),
-             List([np.zeros((sizes[i], sizes[i + 1]), dtype) for i in range(n_layers)]),
-             matrices(w.batch, lambda i: sizes[i + 1]))
+    per_thread = [buffers(-(-w.batch // threads)) for _ in range(threads)]
+    xs, zs, grads, dacts = (List([b[k] for b in per_thread]) for k in range(4))
+    whole = buffers(w.batch)
     split_work = _engine.gemm_split_work()
     data_parallel_epoch, whole_batch_epoch = _kernels()
 
-    def timed(run):
-        run()  # compile, warm up
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - t0)
-        return times
-
     results = {}
     with _engine.compute_context(n_jobs, data_parallel=True):
-        results["data parallel"] = timed(
-            lambda: data_parallel_epoch(w.n, w.batch, threads, units, weights, xs, zs, grads, dacts, split_work)
+        results["data parallel"] = _timed(
+            lambda: data_parallel_epoch(w.n, w.batch, threads, weights, xs, zs, grads, dacts, split_work), repeats
         )
     with _engine.compute_context(n_jobs, data_parallel=False):
-        results["whole batches, BLAS threads"] = timed(
-            lambda: whole_batch_epoch(w.n, w.batch, units, weights, *whole, split_work)
+        results["whole batches, BLAS threads"] = _timed(
+            lambda: whole_batch_epoch(w.n, w.batch, weights, *whole, split_work), repeats
         )
     return results
 
 
-def fastbp_epoch(workload, dtype="float32", n_jobs=2, repeats=7):
-    """Seconds per epoch (list over ``repeats``) of fastbp's own epoch on the workload, one
-    ``partial_fit`` call each after a warm-up call, as ``peers.py`` times it."""
-    from fastbp import MLPClassifier
+def fastbp_epoch(workload, dtype="float32", repeats=7):
+    """Seconds per epoch (list over ``repeats``) of fastbp's own epoch on the workload: the
+    epoch of ``peers.py`` (one ``partial_fit`` call, fastbp's default threads) after a warm-up."""
+    from peers import _setup_mlp
 
-    X, y = make_data(workload, dtype)
-    model = MLPClassifier(**estimator_params(workload, n_jobs=n_jobs))
-    model.partial_fit(X, y, classes=np.unique(y))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        model.partial_fit(X, y)
-        times.append(time.perf_counter() - t0)
-    return times
+    w = WORKLOADS[workload]
+    epoch, _, _ = _setup_mlp("fastbp", w, *make_data(w, dtype))
+    return _timed(epoch, repeats)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", default="S,M,L", help="comma-separated, of S, M, L (default S,M,L)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
     from threadpoolctl import threadpool_info
@@ -162,8 +155,8 @@ def main(argv=None):
         if w.batch == 1:
             print(f"| {w.name} | (one-row steps run no BLAS product) | | |")
             continue
-        runs = {"fastbp's whole epoch": fastbp_epoch(w.name, args.dtype, args.n_jobs, args.repeats)}
-        runs.update(gemm_bound(w.name, args.dtype, args.n_jobs, args.repeats))
+        runs = {"fastbp's whole epoch": fastbp_epoch(w.name, args.dtype, args.repeats)}
+        runs.update(gemm_bound(w.name, args.dtype, repeats=args.repeats))
         for how, times in runs.items():
             med, best = float(np.median(times)), min(times)
             share = 100 * w.flops_per_epoch / 1e9 / peak

@@ -37,7 +37,6 @@ def test_gemm_bound_runs_the_epochs_products():
         sys.path.pop(0)
     data_parallel_epoch, whole_batch_epoch = gemm_bound._kernels()
     sizes = (7, 5, 3)
-    units = np.array(sizes, dtype=np.int64)
     rng = np.random.default_rng(1)
     batch, parts = 9, 2
     block_rows = (4, 5)  # rows of the two blocks of a 9-row batch
@@ -51,7 +50,7 @@ def test_gemm_bound_runs_the_epochs_products():
     grads = List([List([np.zeros((sizes[i], sizes[i + 1])) for i in range(2)]) for _ in range(parts)])
     dacts = List([matrices(5, lambda i: sizes[i + 1]) for _ in range(parts)])
     x_in = [[x.copy() for x in xs[p]] for p in range(parts)]
-    data_parallel_epoch(batch, batch, parts, units, weights, xs, zs, grads, dacts, 0)
+    data_parallel_epoch(batch, batch, parts, weights, xs, zs, grads, dacts, 0)
     for p, rows in enumerate(block_rows):
         for layer in range(2):
             z = x_in[p][layer][:rows] @ weights[layer]
