@@ -8,10 +8,9 @@ from ._functional import BackpropResult, backprop, forward, gradcheck
 from ._multilayer_perceptron import MLPClassifier, MLPRegressor, TrainingDiverged
 from ._persistence import load, save
 from ._shutdown import install as _install_shutdown_hook
+from ._version import __version__
 
 _install_shutdown_hook()
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BackpropResult", "MLPClassifier", "MLPRegressor", "TrainingDiverged", "backprop", "forward", "gradcheck", "load", "save",

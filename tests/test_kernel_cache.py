@@ -1,0 +1,148 @@
+"""The on-disk kernel cache is keyed on every source a kernel compiles in
+(fastbp/_cache_loading.py): a change to any of them, or an in-place upgrade,
+never loads the old machine code."""
+
+import ast
+import importlib
+import json
+import os
+import pkgutil
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+from numba.core.registry import CPUDispatcher
+
+import fastbp
+from fastbp._cache_loading import KERNEL_SOURCES, kernel_sources_digest
+
+PACKAGE = Path(fastbp.__file__).parent
+
+# A fresh process: a relu network's forward pass through the predict kernel,
+# with the cache's hits and misses of that kernel.
+_CHILD = """
+import json
+import numpy as np
+import fastbp
+from fastbp import _kernels
+rng = np.random.default_rng(0)
+coefs = [rng.standard_normal((5, 7)), rng.standard_normal((7, 3))]
+intercepts = [rng.standard_normal(7), rng.standard_normal(3)]
+X = rng.standard_normal((11, 5))
+out = fastbp.forward(coefs, intercepts, X, activation="relu", out_activation="identity")[-1]
+print(json.dumps({
+    "hits": sum(_kernels.predict.stats.cache_hits.values()),
+    "misses": sum(_kernels.predict.stats.cache_misses.values()),
+    "out": out.tolist(),
+    "relu": (np.maximum(X @ coefs[0] + intercepts[0], 0.0) @ coefs[1] + intercepts[1]).tolist(),
+    "tanh": (np.tanh(X @ coefs[0] + intercepts[0]) @ coefs[1] + intercepts[1]).tolist(),
+}))
+"""
+
+
+def _package_copy(tmp_path):
+    root = tmp_path / "site"
+    shutil.copytree(PACKAGE, root / "fastbp", ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    return root
+
+
+def _run(root, cache_dir):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(root)}
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_CHILD)], capture_output=True, text=True, timeout=600, env=env,
+        cwd=str(root),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _edit(path, pattern, replacement):
+    text = path.read_text()
+    new, count = re.subn(pattern, replacement, text, flags=re.M)
+    assert count == 1, (path, pattern)
+    path.write_text(new)
+
+
+def test_changed_codes_recompile_the_kernel_and_train_the_new_meaning(tmp_path):
+    root = _package_copy(tmp_path)
+    cache = tmp_path / "cache"
+    first = _run(root, cache)  # compiles and saves
+    assert first["misses"] >= 1
+    np.testing.assert_allclose(first["out"], first["relu"], rtol=1e-12)
+    again = _run(root, cache)  # unchanged sources: loaded
+    assert again["hits"] >= 1 and again["misses"] == 0
+    # swap the values of two activation codes in a file the kernels only import
+    codes = root / "fastbp" / "_codes.py"
+    _edit(codes, r"^ACT_TANH = 2$", "ACT_TANH = 3")
+    _edit(codes, r"^ACT_RELU = 3$", "ACT_RELU = 2")
+    swapped = _run(root, cache)
+    assert swapped["misses"] >= 1 and swapped["hits"] == 0  # recompiled, the old entry not loaded
+    np.testing.assert_allclose(swapped["out"], swapped["relu"], rtol=1e-12)  # still relu, not tanh
+    assert not np.allclose(swapped["out"], swapped["tanh"])
+
+
+def test_an_in_place_upgrade_cannot_load_the_old_entries(tmp_path):
+    root = _package_copy(tmp_path)
+    cache = tmp_path / "cache"
+    old = _run(root, cache)
+    assert old["misses"] >= 1
+    # an upgrade that changes only the version, as pip leaves the cache beside the new files
+    _edit(root / "fastbp" / "_version.py", r'^__version__ = ".*"$', '__version__ = "99.0.0"')
+    upgraded = _run(root, cache)
+    assert upgraded["hits"] == 0 and upgraded["misses"] >= 1
+    assert np.array_equal(upgraded["out"], old["out"])
+    # and one that changes a tunable in a module the kernels import (not the kernels' own file)
+    _edit(root / "fastbp" / "_config.py", r"^CHUNK_ROWS = 4096$", "CHUNK_ROWS = 4095")
+    tuned = _run(root, cache)
+    assert tuned["hits"] == 0 and tuned["misses"] >= 1
+    assert np.array_equal(tuned["out"], old["out"])
+
+
+def _fastbp_imports(module_name):
+    """The fastbp modules that ``fastbp.<module_name>`` imports (relative or absolute)."""
+    tree = ast.parse((PACKAGE / f"{module_name}.py").read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module:
+                found.add(node.module.split(".")[0])
+            elif node.level == 1:
+                found.update(alias.name for alias in node.names)
+            elif node.level == 0 and node.module and node.module.split(".")[0] == "fastbp":
+                parts = node.module.split(".")
+                found.update([parts[1]] if len(parts) > 1 else [alias.name for alias in node.names])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "fastbp" and len(parts) > 1:
+                    found.add(parts[1])
+    return found
+
+
+def test_the_kernel_sources_import_only_kernel_sources():
+    for name in KERNEL_SOURCES:
+        assert (PACKAGE / f"{name}.py").is_file(), name
+        outside = _fastbp_imports(name) - set(KERNEL_SOURCES)
+        assert not outside, f"fastbp.{name} imports {sorted(outside)}: add them to KERNEL_SOURCES"
+
+
+def test_every_cpu_kernel_is_defined_in_a_kernel_source():
+    for info in pkgutil.walk_packages(fastbp.__path__, "fastbp."):
+        if info.name.startswith("fastbp._cuda"):
+            continue  # CUDA kernels: not CPU dispatchers
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if isinstance(value, CPUDispatcher):
+                defined_in = value.py_func.__module__.split(".")[-1]
+                assert defined_in in KERNEL_SOURCES, value.py_func.__qualname__
+
+
+def test_the_digest_covers_the_versions_and_is_stable():
+    digest = kernel_sources_digest()
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    assert kernel_sources_digest() == digest
