@@ -1,4 +1,6 @@
-"""``python -m fastbp``: fastbp against scikit-learn on the digits data set.
+"""``python -m fastbp``: fastbp against scikit-learn on the digits data set;
+``python -m fastbp warmup``: build this machine's kernels into the on-disk cache
+(see ``fastbp._warmup``).
 
 Trains ``fastbp.MLPClassifier`` and ``sklearn.neural_network.MLPClassifier`` with the same
 parameters on scikit-learn's bundled digits (pixels scaled to [0, 1], stratified 75/25 split,
@@ -19,7 +21,8 @@ import warnings
 def _parse(argv):
     p = argparse.ArgumentParser(
         prog="python -m fastbp",
-        description="fastbp vs scikit-learn MLPClassifier on the digits data set.",
+        description="fastbp vs scikit-learn MLPClassifier on the digits data set "
+        "(python -m fastbp warmup --help: build the kernels ahead of time).",
     )
     p.add_argument("--quick", action="store_true", help="50 epochs at most instead of 200")
     p.add_argument("--max-iter", type=int, default=None, help="epochs at most (default 200)")
@@ -50,6 +53,11 @@ def _timed_fit(est, X, y):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["warmup"]:
+        from fastbp._warmup import main as warmup
+
+        return warmup(argv[1:])
     args = _parse(argv)
 
     import numpy as np

@@ -1,0 +1,231 @@
+"""Machine code for a kernel only when it runs: LLVM optimizes and emits each
+kernel tree once, in the function Python calls.
+
+Numba finalizes every function it compiles as soon as it is lowered: it links
+the LLVM modules of all its callees into the function's own module, runs the
+full optimization pipeline over the whole closure and emits machine code for
+it. A kernel called only by other kernels is then linked into each caller,
+where the closure is optimized and emitted again, at every level up to the
+entry point Python calls (and once more for each parfor's gufunc and its two
+wrappers). Measured on the first fit of ``MLPClassifier()`` on digits with an
+empty cache: 17.0 s of LLVM module optimization and code emission, of which
+``batch_gradient``'s closure was emitted six times.
+
+:class:`DeferredLibrary` links at finalization and does nothing else. It
+optimizes and emits when its own machine code is needed: the first call from
+Python (through a :class:`DeferredEntryPoint`), a cache save, or an inspection.
+Linked into a caller it hands over its module as linked, and the caller's one
+optimization covers it. The kernels' results do not change: no fastmath flag
+that lets LLVM reassociate or contract is used (``_config.FASTMATH``), so where
+code is inlined or optimized does not change what it computes.
+
+Only fastbp's kernels (their pipeline, :class:`DeferredNativeLowering`) and
+what Numba builds while lowering them (a parfor's gufunc and wrappers) get
+these libraries; every other Numba function in the process is compiled as
+Numba compiles it.
+"""
+
+import contextlib
+
+from numba.core.codegen import JITCodeLibrary
+from numba.core.compiler_lock import global_compiler_lock, require_global_compiler_lock
+from numba.core.compiler_machinery import register_pass
+from numba.core.registry import CPUDispatcher
+from numba.core.typed_passes import NativeLowering, NativeParforLowering
+
+
+class DeferredLibrary(JITCodeLibrary):
+    """A JIT code library that is optimized and emitted on first use of its
+    machine code, not when it is finalized."""
+
+    def __init__(self, codegen, name, **kwargs):
+        super().__init__(codegen, name, **kwargs)
+        self._emitted = False
+        self._when_emitted = []
+
+    def finalize(self):
+        """Link the linking libraries' modules in; optimize and emit nothing yet."""
+        require_global_compiler_lock()
+        self._codegen._check_llvm_bugs()
+        self._raise_if_finalized()
+        seen = set()
+        for library in self._linking_libraries:
+            if library not in seen:
+                self._reload_init.update(library._reload_init)
+                seen.add(library)
+                self._final_module.link_in(library._get_module_for_linking(), preserve=True)
+        self._finalized = True
+
+    @property
+    def emitted(self):
+        """Whether the machine code exists."""
+        return self._emitted
+
+    def when_emitted(self, callback):
+        """Run ``callback()`` once the machine code exists (now if it does)."""
+        if self._emitted:
+            callback()
+        else:
+            self._when_emitted.append(callback)
+
+    def emit(self):
+        """Optimize the linked module and emit its machine code (once)."""
+        if self._emitted:
+            return
+        with global_compiler_lock:
+            if self._emitted:
+                return
+            self._ensure_finalized()
+            self._optimize_final_module()
+            self._final_module.verify()
+            self._finalize_final_module()
+            self._emitted = True
+            callbacks, self._when_emitted = self._when_emitted, []
+        for callback in callbacks:
+            callback()
+
+    # everything that needs the machine code (or the optimized module) emits first
+    def get_pointer_to_function(self, name):
+        self.emit()
+        return super().get_pointer_to_function(name)
+
+    def _get_compiled_object(self):
+        self.emit()
+        return super()._get_compiled_object()
+
+    def serialize_using_object_code(self):
+        self.emit()
+        return super().serialize_using_object_code()
+
+    def serialize_using_bitcode(self):
+        self.emit()
+        return super().serialize_using_bitcode()
+
+    def get_llvm_str(self):
+        self.emit()
+        return super().get_llvm_str()
+
+    def get_asm_str(self):
+        self.emit()
+        return super().get_asm_str()
+
+    def get_function_cfg(self, name, py_func=None, **kwargs):
+        self.emit()
+        return super().get_function_cfg(name, py_func=py_func, **kwargs)
+
+
+class DeferredEntryPoint:
+    """Stands for a compiled function's Python entry point until it is first
+    called: then the library is emitted, the real entry point made and put in
+    its dispatcher's table (later calls go straight to it)."""
+
+    def __init__(self, make_executable, library, fndesc, env):
+        self._make_executable = make_executable
+        self._library = library
+        self._fndesc = fndesc
+        self._env = env
+        self._cfunc = None
+        self._dispatcher = None
+        self._type_codes = None
+
+    def attach(self, dispatcher, type_codes):
+        """The dispatcher (and its argument type codes) whose table gets the real entry point."""
+        self._dispatcher = dispatcher
+        self._type_codes = type_codes
+
+    def resolve(self):
+        """The real entry point (emitting the library on the first call)."""
+        if self._cfunc is None:
+            with global_compiler_lock:
+                if self._cfunc is None:
+                    cfunc = self._make_executable(self._library, self._fndesc, self._env)
+                    if self._dispatcher is not None:
+                        self._dispatcher._insert(self._type_codes, cfunc, False)
+                    self._cfunc = cfunc
+        return self._cfunc
+
+    def __call__(self, *args, **kwargs):
+        return self.resolve()(*args, **kwargs)
+
+
+class _Deferring:
+    """While a fastbp kernel is lowered: new libraries are deferred, and the
+    entry points of deferred fastbp functions are :class:`DeferredEntryPoint`."""
+
+    def __init__(self):
+        self.depth = 0
+        self.saved = None
+
+    @contextlib.contextmanager
+    def active(self, context, codegen):
+        if self.depth == 0:
+            make_executable = context.get_executable
+
+            def deferred_library(name, **kwargs):
+                return DeferredLibrary(codegen, name, **kwargs)
+
+            def deferred_executable(library, fndesc, env):
+                if isinstance(library, DeferredLibrary) and fndesc.modname.startswith("fastbp"):
+                    return DeferredEntryPoint(make_executable, library, fndesc, env)
+                return make_executable(library, fndesc, env)
+
+            # instance attributes over the class's methods, removed afterwards
+            # (compilation holds the global compiler lock: no other thread sees them)
+            context.get_executable = deferred_executable
+            codegen.create_library = deferred_library
+            self.saved = (context, codegen)
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if self.depth == 0:
+                ctx, gen = self.saved
+                vars(ctx).pop("get_executable", None)
+                vars(gen).pop("create_library", None)
+                self.saved = None
+
+
+_DEFERRING = _Deferring()
+
+
+class _DeferredLoweringMixin:
+    def run_pass(self, state):
+        codegen = state.targetctx.codegen()
+        if state.library is None:
+            state.library = DeferredLibrary(codegen, state.func_id.func_qualname)
+            state.library.enable_object_caching()
+        with _DEFERRING.active(state.targetctx, codegen):
+            return super().run_pass(state)
+
+
+@register_pass(mutates_CFG=True, analysis_only=False)
+class DeferredNativeLowering(_DeferredLoweringMixin, NativeLowering):
+    """Numba's native lowering into a :class:`DeferredLibrary`."""
+
+    _name = "fastbp_deferred_native_lowering"
+
+
+@register_pass(mutates_CFG=True, analysis_only=False)
+class DeferredNativeParforLowering(_DeferredLoweringMixin, NativeParforLowering):
+    """Numba's native lowering of a function with parfors into a :class:`DeferredLibrary`."""
+
+    _name = "fastbp_deferred_native_parfor_lowering"
+
+
+# Numba's lowering pass -> the deferred one (see _specialize.SpecializingCompiler)
+DEFERRED_LOWERING = {NativeLowering: DeferredNativeLowering, NativeParforLowering: DeferredNativeParforLowering}
+
+
+class DeferredDispatcher(CPUDispatcher):
+    """A CPU dispatcher whose overloads may have a :class:`DeferredEntryPoint`:
+    it goes into the dispatcher's table when it is first called."""
+
+    def add_overload(self, cres):
+        entry = cres.entry_point
+        if isinstance(entry, DeferredEntryPoint):
+            args = tuple(cres.signature.args)
+            entry.attach(self, [a._code for a in args])
+            self.overloads[args] = cres
+        else:
+            super().add_overload(cres)

@@ -1,0 +1,40 @@
+"""The wheel carries prebuilt kernels: after the sources are copied into the build folder,
+``python -m fastbp warmup --prebuild`` compiles the default fits' and predictions' kernels
+for the x86-64-v3 and x86-64-v4 baselines, float64 and float32, into
+``fastbp/_prebuilt/<baseline>/`` there (see fastbp/_warmup.py and fastbp/_cache_loading.py).
+
+``FASTBP_PREBUILD=0`` builds a wheel without them (kernels then compile on first use, as from a
+source tree). Off x86-64, or if the build fails, the wheel is built without them and says so.
+Nothing prebuilt is ever committed: ``fastbp/_prebuilt/`` is made here.
+"""
+
+import os
+import platform
+import subprocess
+import sys
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+
+class build_py_with_kernels(build_py):
+    """``build_py``, then the prebuilt kernels into the build folder's package."""
+
+    def run(self):
+        super().run()
+        if os.environ.get("FASTBP_PREBUILD", "1") == "0":
+            print("fastbp: FASTBP_PREBUILD=0, the wheel carries no prebuilt kernels")
+            return
+        if platform.machine().lower() not in ("x86_64", "amd64"):
+            print(f"fastbp: no prebuilt kernels for {platform.machine()} (x86-64 only)")
+            return
+        into = os.path.join(self.build_lib, "fastbp", "_prebuilt")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [self.build_lib, os.environ.get("PYTHONPATH")]))}
+        command = [sys.executable, "-m", "fastbp", "warmup", "--prebuild", into]
+        print("fastbp: prebuilding kernels:", " ".join(command))
+        result = subprocess.run(command, env=env, cwd=self.build_lib)
+        if result.returncode != 0:
+            print("fastbp: building the prebuilt kernels failed; the wheel carries none (kernels compile on first use)")
+
+
+setup(cmdclass={"build_py": build_py_with_kernels})
