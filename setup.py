@@ -28,11 +28,14 @@ class build_py_with_kernels(build_py):
         if platform.machine().lower() not in ("x86_64", "amd64"):
             print(f"fastbp: no prebuilt kernels for {platform.machine()} (x86-64 only)")
             return
-        into = os.path.join(self.build_lib, "fastbp", "_prebuilt")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [self.build_lib, os.environ.get("PYTHONPATH")]))}
-        command = [sys.executable, "-m", "fastbp", "warmup", "--prebuild", into]
+        into = os.path.abspath(os.path.join(self.build_lib, "fastbp", "_prebuilt"))
+        build_lib = os.path.abspath(self.build_lib)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [build_lib, os.environ.get("PYTHONPATH")]))}
+        # an earlier build of the same sources and versions in this tree is reused (build/ is not in git)
+        reuse = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build", "fastbp-prebuilt")
+        command = [sys.executable, "-m", "fastbp", "warmup", "--prebuild", into, "--reuse", reuse]
         print("fastbp: prebuilding kernels:", " ".join(command))
-        result = subprocess.run(command, env=env, cwd=self.build_lib)
+        result = subprocess.run(command, env=env, cwd=build_lib)
         if result.returncode != 0:
             print("fastbp: building the prebuilt kernels failed; the wheel carries none (kernels compile on first use)")
 

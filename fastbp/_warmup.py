@@ -191,6 +191,11 @@ def _parse(argv):
         help="build the kernels a wheel ships into DIR/<baseline>/ instead of this machine's cache",
     )
     parser.add_argument(
+        "--reuse", metavar="DIR", default=None,
+        help="with --prebuild: take the kernels from DIR if an earlier build of the same sources and versions "
+        "left them there, else build and leave a copy there",
+    )
+    parser.add_argument(
         "--targets", default=None,
         help="with --prebuild: comma list of baselines (default x86-64-v3,x86-64-v4)",
     )
@@ -203,8 +208,8 @@ def _parse(argv):
     from ._cache_loading import BASELINES
 
     targets = [t.strip() for t in (args.targets or "x86-64-v3,x86-64-v4").split(",") if t.strip()]
-    if args.targets is not None and args.prebuild is None:
-        parser.error("--targets goes with --prebuild")
+    if (args.targets is not None or args.reuse is not None) and args.prebuild is None:
+        parser.error("--targets and --reuse go with --prebuild")
     if not targets or set(targets) - set(BASELINES):
         parser.error(f"--targets: expected a comma list of {', '.join(sorted(BASELINES))}, got {args.targets!r}")
     args.targets = list(dict.fromkeys(targets))
@@ -231,12 +236,52 @@ def _build_env(target, cache_dir):
     return env
 
 
-def prebuild(into, targets, dtypes, jobs, stream):
+def _copy_prebuilt(source, into, targets):
+    for target in targets:
+        shutil.rmtree(os.path.join(into, target), ignore_errors=True)
+        shutil.copytree(os.path.join(source, target), os.path.join(into, target))
+
+
+def _reusable(folder, targets, dtypes):
+    """Whether ``folder`` holds a finished prebuild of these targets and dtypes for these sources."""
+    from ._cache_loading import PREBUILT_MANIFEST, kernel_sources_digest
+
+    for target in targets:
+        try:
+            with open(os.path.join(folder, target, PREBUILT_MANIFEST)) as manifest:
+                info = json.load(manifest)
+        except (OSError, ValueError):
+            return False
+        if info.get("digest") != kernel_sources_digest() or set(dtypes) - set(info.get("dtypes", ())):
+            return False
+    return True
+
+
+def prebuild(into, targets, dtypes, jobs, stream, reuse=None):
     """Build the default paths' kernels for each baseline of ``targets`` into
-    ``into/<baseline>/`` (entries and a manifest); returns the entries' count."""
+    ``into/<baseline>/`` (entries and a manifest); returns the entries' count.
+
+    With ``reuse``, a folder: kernels an earlier prebuild of the same sources and
+    versions left in ``reuse/<digest>/`` are copied instead of built (a second
+    ``pip install`` of the same tree builds nothing), and a new build leaves a
+    copy there.
+    """
     from ._cache_loading import PREBUILT_MANIFEST, kernel_sources_digest, kernel_versions
 
     tic = time.perf_counter()
+    if reuse is not None:
+        kept = os.path.join(reuse, kernel_sources_digest())
+        if _reusable(kept, targets, dtypes):
+            _copy_prebuilt(kept, into, targets)
+            stream.write(f"prebuilt kernels: reused the build of the same sources in {kept}\n")
+            return sum(len(glob.glob(os.path.join(into, t, "*.nbc"))) for t in targets)
+        count = prebuild(into, targets, dtypes, jobs, stream)
+        try:
+            shutil.rmtree(reuse, ignore_errors=True)  # older builds' kernels: never loadable again
+            _copy_prebuilt(into, kept, targets)
+        except OSError as error:
+            stream.write(f"prebuilt kernels: not kept for reuse ({error})\n")
+        return count
     caches = {target: tempfile.mkdtemp(prefix=f"fastbp-prebuild-{target}-") for target in targets}
     try:
         pending = [(target, dtype) for target in targets for dtype in dtypes]
@@ -285,9 +330,11 @@ def prebuild(into, targets, dtypes, jobs, stream):
 def main(argv=None):
     """Entry point of ``python -m fastbp warmup``; returns the exit status."""
     args = _parse(sys.argv[1:] if argv is None else argv)
+    # (the cache's "compiling kernels" line is for a user's first fit, not for the warmup)
+    os.environ["FASTBP_WARMUP_BUILD"] = "1"
     if args.prebuild is not None:
         try:
-            prebuild(args.prebuild, args.targets, args.dtypes, args.jobs, sys.stderr)
+            prebuild(args.prebuild, args.targets, args.dtypes, args.jobs, sys.stderr, reuse=args.reuse)
         except RuntimeError as error:
             sys.stderr.write(f"fastbp warmup: {error}\n")
             return 1
