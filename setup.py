@@ -5,11 +5,13 @@ for the x86-64-v3 and x86-64-v4 baselines, float64 and float32, into
 
 ``FASTBP_PREBUILD=0`` builds a wheel without them (kernels then compile on first use, as from a
 source tree). Off x86-64, or if the build fails, the wheel is built without them and says so.
-Nothing prebuilt is ever committed: ``fastbp/_prebuilt/`` is made here.
+Nothing prebuilt is ever committed: ``fastbp/_prebuilt/`` is made here (in the build folder, and
+a copy in the source tree for ``python -m fastbp`` run from a clone).
 """
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
 
@@ -38,6 +40,14 @@ class build_py_with_kernels(build_py):
         result = subprocess.run(command, env=env, cwd=build_lib)
         if result.returncode != 0:
             print("fastbp: building the prebuilt kernels failed; the wheel carries none (kernels compile on first use)")
+            return
+        # The source tree gets them too (fastbp/_prebuilt/ is not in git): `python -m fastbp` run
+        # from a clone imports the package from the tree, whose sources are the wheel's. They are
+        # loaded only while the digest of the sources still matches (an edit makes them unused).
+        tree = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastbp")
+        if os.path.isfile(os.path.join(tree, "_cache_loading.py")) and os.access(tree, os.W_OK):
+            shutil.rmtree(os.path.join(tree, "_prebuilt"), ignore_errors=True)
+            shutil.copytree(into, os.path.join(tree, "_prebuilt"))
 
 
 setup(cmdclass={"build_py": build_py_with_kernels})

@@ -89,13 +89,14 @@ def _fit_code(library, epochs=0):
     return _FIT.format(imports=imports, fit=fit.replace("{epochs}", str(epochs)))
 
 
-def _env(cache_dir):
-    return {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+def _env(cache_dir, prebuilt=False):
+    # the rows other than the wheel's do not load the shipped kernels (FASTBP_PREBUILT=0)
+    return {**os.environ, "NUMBA_CACHE_DIR": cache_dir, "FASTBP_PREBUILT": "1" if prebuilt else "0"}
 
 
 def _has_prebuilt():
     code = "import json, fastbp._cache_loading as c; print(json.dumps(bool(getattr(c, 'prebuilt_targets', lambda: [])())))"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env("", prebuilt=True))
     return proc.returncode == 0 and json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -143,7 +144,7 @@ def measure(repeats, with_torch=True):
             wall, report = _run(_fit_code("fastbp"), _env(warmed))
             add("fastbp, after `python -m fastbp warmup`", wall, report)
             if has_prebuilt:
-                wall, report = _run(_fit_code("fastbp"), _env(empty))
+                wall, report = _run(_fit_code("fastbp"), _env(empty, prebuilt=True))
                 add("fastbp, prebuilt kernels of the wheel (empty user cache)", wall, report)
         finally:
             for folder in (cold, warmed, empty):

@@ -5,6 +5,7 @@ compiles few kernel variants and stays fast.  Tests must not modify them in
 place (copy first).
 """
 
+import os
 import signal
 import warnings
 
@@ -17,6 +18,11 @@ from sklearn.datasets import (
     make_regression,
 )
 from sklearn.preprocessing import StandardScaler
+
+# The suite tests the kernels as compiled from this tree and counts compilations
+# and cache hits: prebuilt kernels a wheel build left in fastbp/_prebuilt/ are
+# not loaded (tests/test_warmup_prebuilt.py turns them on where it tests them).
+os.environ.setdefault("FASTBP_PREBUILT", "0")
 
 
 @pytest.fixture(autouse=True)

@@ -61,3 +61,15 @@ def test_gemm_bound_runs_the_epochs_products():
     times = gemm_bound.gemm_bound(tiny, dtype="float64", n_jobs=2, repeats=2)
     assert set(times) == {"data parallel", "whole batches, BLAS threads"}
     assert all(len(t) == 2 and min(t) > 0 for t in times.values())
+
+
+def test_cold_start_scripts_and_table():
+    """benchmarks/cold_start.py: every process it starts runs valid Python, and its table has a row per run."""
+    from benchmarks import cold_start
+
+    for library in ("fastbp", "sklearn", "torch"):
+        compile(cold_start._fit_code(library, epochs=3), f"<{library}>", "exec")
+    table = cold_start.table({"fastbp, no cache": [(9.0, 1.0, 8.0), (11.0, 1.2, 9.8)], "import fastbp": [(1.3, None, None)]})
+    lines = table.splitlines()
+    assert lines[0].startswith("| new process |") and len(lines) == 4
+    assert "10.00 s (9.00-11.00)" in lines[2] and lines[3].endswith("|  |  |")

@@ -92,7 +92,7 @@ def test_prebuilt_kernels_load_only_when_they_match(tmp_path):
         pytest.skip("the host runs no x86-64-v3 code")
     root = _package_copy(tmp_path)
     prebuilt = root / "fastbp" / "_prebuilt"
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = {**os.environ, "PYTHONPATH": str(root), "FASTBP_PREBUILT": "1"}
     build = subprocess.run(
         [sys.executable, "-m", "fastbp", "warmup", "--prebuild", str(prebuilt), "--targets", "x86-64-v3",
          "--dtypes", "float64"],
