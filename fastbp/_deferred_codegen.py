@@ -79,6 +79,12 @@ class DeferredLibrary(JITCodeLibrary):
             self._optimize_final_module()
             self._final_module.verify()
             self._finalize_final_module()
+            # The module handed to later callers (and saved beside the object code in the
+            # cache) must be the optimized one the object code was made from: the one
+            # linked before emission still defines functions the optimization removed,
+            # and a process loading the entry would record them as present in the JIT
+            # (a call through such a symbol crashed).
+            self._shared_module = None
             self._emitted = True
             callbacks, self._when_emitted = self._when_emitted, []
         for callback in callbacks:

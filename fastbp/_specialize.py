@@ -24,6 +24,7 @@ from numba.core.compiler import CompilerBase, DefaultPassBuilder
 from numba.core.compiler_machinery import FunctionPass, register_pass
 from numba.core.untyped_passes import InlineClosureLikes
 
+from ._config import DEFER_MACHINE_CODE
 from ._deferred_codegen import DEFERRED_LOWERING
 
 
@@ -55,9 +56,10 @@ class SpecializingCompiler(CompilerBase):
         pipeline = DefaultPassBuilder.define_nopython_pipeline(self.state)
         pipeline.add_pass_after(LiteralArgumentsToConstants, InlineClosureLikes)
         # machine code once per kernel tree, in the function Python calls (see _deferred_codegen)
-        pipeline.passes = [
-            (DEFERRED_LOWERING.get(pass_class, pass_class), description) for pass_class, description in pipeline.passes
-        ]
-        assert not any(pass_class in DEFERRED_LOWERING for pass_class, _ in pipeline.passes)
+        if DEFER_MACHINE_CODE:
+            pipeline.passes = [
+                (DEFERRED_LOWERING.get(pass_class, pass_class), description)
+                for pass_class, description in pipeline.passes
+            ]
         pipeline.finalize()
         return [pipeline]
