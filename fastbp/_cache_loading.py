@@ -175,10 +175,10 @@ def _why_compiling():
 _told = []
 
 
-def _tell_once_compiling(function_name):
+def _tell_once_compiling():
     if _told or os.environ.get("FASTBP_WARMUP_BUILD") == "1":
         return
-    _told.append(function_name)
+    _told.append(True)
     sys.stderr.write(
         f"fastbp: compiling kernels for this machine, {_why_compiling()}; this is done once, "
         f"or ahead of time with `python -m fastbp warmup`.\n"
@@ -216,7 +216,7 @@ class RuntimeOnlyCache(FunctionCache):
                 data = shipped.load(tuple(key))
                 if data is not None:
                     return self._impl.rebuild(target_context, data)
-        _tell_once_compiling(self._py_func.__qualname__)
+        _tell_once_compiling()
         return None
 
     def load_overload(self, sig, target_context):
