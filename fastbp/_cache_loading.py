@@ -63,7 +63,7 @@ except ImportError:  # pragma: no cover - not POSIX: saves are not locked
 from numba.core.caching import FunctionCache, IndexDataCacheFile
 from numba.core.registry import CPUDispatcher
 
-from ._deferred_codegen import DeferredDispatcher, DeferredLibrary
+from ._deferred_codegen import DeferredDispatcher, DeferredEntryPoint
 from ._version import __version__
 
 # Every module of the package whose code, constants or helpers the compiled CPU
@@ -235,14 +235,14 @@ class RuntimeOnlyCache(FunctionCache):
     def save_overload(self, sig, data):
         """Save the compile result for ``sig`` under the full key.
 
-        A kernel whose machine code is deferred (see _deferred_codegen) is saved
-        once it is emitted: on its first call from Python. One that only other
-        kernels call is never emitted on its own, and its code is saved inside
-        its callers' entries.
+        A kernel whose entry point is deferred (see _deferred_codegen) is saved
+        on its first call from Python, with the library its wrapper was made
+        in. One that only other kernels call is never emitted on its own, and
+        its code is saved inside its callers' entries.
         """
-        library = getattr(data, "library", None)
-        if isinstance(library, DeferredLibrary) and not library.emitted:
-            library.when_emitted(lambda: self.save_overload(sig, data))
+        entry_point = getattr(data, "entry_point", None)
+        if isinstance(entry_point, DeferredEntryPoint):
+            entry_point.when_resolved(lambda cres: cres is not None and self.save_overload(sig, cres))
             return
         self._stamp_index()
         with self._index_lock():

@@ -85,8 +85,6 @@ SPLIT_GEMM_WORK = 100**3
 SMALL_MATRIX_BLAS_CORES = ("skylakex", "cooperlake", "sapphirerapids")
 
 # Kernel trees optimized and emitted once, in their entry point (_deferred_codegen):
-# a default fit's first compilation 27.3 -> 16.5 s. Off for now: an entry saved
-# from deferred code and loaded by a later process under NUMBA_ENABLE_CUDASIM=1
-# crashed (train_epoch, tests/test_cuda.py::test_train_epoch_matches_cpu, second
-# run on the same cache); to be found and fixed before it is switched on.
-DEFER_MACHINE_CODE = False
+# a default fit's first compilation 27.3 -> 16.5 s. False: every kernel is
+# compiled as Numba compiles it (finalized, optimized and emitted at each level).
+DEFER_MACHINE_CODE = True

@@ -41,7 +41,9 @@ class DeferredLibrary(JITCodeLibrary):
     def __init__(self, codegen, name, **kwargs):
         super().__init__(codegen, name, **kwargs)
         self._emitted = False
-        self._when_emitted = []
+        # (call helper, release_gil) of CPython and C wrappers not made yet
+        # (see _Deferring): DeferredEntryPoint makes them in a library of their own
+        self.python_wrappers = None
 
     def finalize(self):
         """Link the linking libraries' modules in; optimize and emit nothing yet."""
@@ -61,13 +63,6 @@ class DeferredLibrary(JITCodeLibrary):
         """Whether the machine code exists."""
         return self._emitted
 
-    def when_emitted(self, callback):
-        """Run ``callback()`` once the machine code exists (now if it does)."""
-        if self._emitted:
-            callback()
-        else:
-            self._when_emitted.append(callback)
-
     def emit(self):
         """Optimize the linked module and emit its machine code (once)."""
         if self._emitted:
@@ -86,9 +81,6 @@ class DeferredLibrary(JITCodeLibrary):
             # (a call through such a symbol crashed).
             self._shared_module = None
             self._emitted = True
-            callbacks, self._when_emitted = self._when_emitted, []
-        for callback in callbacks:
-            callback()
 
     # everything that needs the machine code (or the optimized module) emits first
     def get_pointer_to_function(self, name):
@@ -122,32 +114,72 @@ class DeferredLibrary(JITCodeLibrary):
 
 class DeferredEntryPoint:
     """Stands for a compiled function's Python entry point until it is first
-    called: then the library is emitted, the real entry point made and put in
-    its dispatcher's table (later calls go straight to it)."""
+    called: then its CPython wrapper is made (see :class:`_Deferring`), the
+    kernel tree optimized and emitted once, in that wrapper's library, and the
+    real entry point put in its dispatcher's table (later calls go straight to
+    it). The dispatcher's compile result is replaced by one whose library holds
+    the wrapper: the one the cache saves."""
 
-    def __init__(self, make_executable, library, fndesc, env):
+    def __init__(self, context, make_executable, library, fndesc, env):
+        self._context = context
         self._make_executable = make_executable
         self._library = library
         self._fndesc = fndesc
         self._env = env
         self._cfunc = None
         self._dispatcher = None
+        self._args = None
         self._type_codes = None
+        self._when_resolved = []
 
-    def attach(self, dispatcher, type_codes):
-        """The dispatcher (and its argument type codes) whose table gets the real entry point."""
+    def attach(self, dispatcher, args, type_codes):
+        """The dispatcher (with the argument types and their codes) whose table
+        and compile results get the real entry point."""
         self._dispatcher = dispatcher
+        self._args = args
         self._type_codes = type_codes
 
+    def when_resolved(self, callback):
+        """Run ``callback(compile_result)`` once the real entry point exists,
+        with the dispatcher's compile result for it."""
+        self._when_resolved.append(callback)
+
+    def _wrapped_library(self):
+        """A library with the CPython (and C) wrappers around the function,
+        linking the function's own library; or that library when the wrappers
+        were made at lowering."""
+        wrappers = self._library.python_wrappers
+        if wrappers is None:
+            return self._library
+        call_helper, release_gil = wrappers
+        context, fndesc, env = self._context, self._fndesc, self._env
+        library = JITCodeLibrary(self._library.codegen, f"{self._library.name}.wrappers")
+        library.enable_object_caching()
+        library.add_linking_library(self._library)
+        type(context).create_cpython_wrapper(context, library, fndesc, env, call_helper, release_gil=release_gil)
+        type(context).create_cfunc_wrapper(context, library, fndesc, env, call_helper)
+        library.finalize()
+        return library
+
     def resolve(self):
-        """The real entry point (emitting the library on the first call)."""
+        """The real entry point (making it on the first call)."""
         if self._cfunc is None:
+            callbacks, cres = [], None
             with global_compiler_lock:
                 if self._cfunc is None:
-                    cfunc = self._make_executable(self._library, self._fndesc, self._env)
+                    library = self._wrapped_library()
+                    cfunc = self._make_executable(library, self._fndesc, self._env)
                     if self._dispatcher is not None:
+                        overloads = self._dispatcher.overloads
+                        cres = overloads[self._args]._replace(library=library, entry_point=cfunc)
+                        overloads[self._args] = cres
+                        # callers compiled later find the function by its entry point
+                        self._context.insert_user_function(cfunc, self._fndesc, [self._library])
                         self._dispatcher._insert(self._type_codes, cfunc, False)
                     self._cfunc = cfunc
+                    callbacks, self._when_resolved = self._when_resolved, []
+            for callback in callbacks:
+                callback(cres)
         return self._cfunc
 
     def __call__(self, *args, **kwargs):
@@ -155,29 +187,59 @@ class DeferredEntryPoint:
 
 
 class _Deferring:
-    """While a fastbp kernel is lowered: new libraries are deferred, and the
-    entry points of deferred fastbp functions are :class:`DeferredEntryPoint`."""
+    """While a fastbp kernel is lowered: new libraries are deferred, the
+    entry points of deferred fastbp functions are :class:`DeferredEntryPoint`,
+    and their CPython and C wrappers are not made (a kernel only other kernels
+    call never needs them; :meth:`DeferredEntryPoint.resolve` makes them for
+    one called from Python). A wrapper unboxes every argument: for the kernels'
+    dozens of arrays it was a large share of the lowering."""
 
     def __init__(self):
         self.depth = 0
         self.saved = None
 
+    @staticmethod
+    def _ours(library, fndesc):
+        return isinstance(library, DeferredLibrary) and fndesc.modname.startswith("fastbp")
+
     @contextlib.contextmanager
     def active(self, context, codegen):
         if self.depth == 0:
             make_executable = context.get_executable
+            make_python_wrapper = context.create_cpython_wrapper
+            make_c_wrapper = context.create_cfunc_wrapper
 
             def deferred_library(name, **kwargs):
                 return DeferredLibrary(codegen, name, **kwargs)
 
+            def deferred_python_wrapper(library, fndesc, env, call_helper, release_gil=False):
+                if self._ours(library, fndesc):
+                    library.python_wrappers = (call_helper, release_gil)
+                else:
+                    make_python_wrapper(library, fndesc, env, call_helper, release_gil=release_gil)
+
+            def deferred_c_wrapper(library, fndesc, env, call_helper):
+                if not self._ours(library, fndesc):  # (made with the Python one)
+                    make_c_wrapper(library, fndesc, env, call_helper)
+
             def deferred_executable(library, fndesc, env):
-                if isinstance(library, DeferredLibrary) and fndesc.modname.startswith("fastbp"):
-                    return DeferredEntryPoint(make_executable, library, fndesc, env)
+                # (a parfor's gufunc is only called by its wrapper, from machine code)
+                gufunc = library.name.startswith("__numba_parfor_gufunc")
+                if isinstance(library, DeferredLibrary) and (self._ours(library, fndesc) or gufunc):
+                    # Linked now, as Numba's get_executable would: the lowering pass reads
+                    # the library's reload_init right after this call, and it only holds
+                    # the callees' (a parfor's thread-pool launch) once they are linked in.
+                    # Without it, a process that loads this entry from the cache before any
+                    # parallel kernel ran called a null threading-layer symbol.
+                    library._ensure_finalized()
+                    return DeferredEntryPoint(context, make_executable, library, fndesc, env)
                 return make_executable(library, fndesc, env)
 
             # instance attributes over the class's methods, removed afterwards
             # (compilation holds the global compiler lock: no other thread sees them)
             context.get_executable = deferred_executable
+            context.create_cpython_wrapper = deferred_python_wrapper
+            context.create_cfunc_wrapper = deferred_c_wrapper
             codegen.create_library = deferred_library
             self.saved = (context, codegen)
         self.depth += 1
@@ -187,7 +249,8 @@ class _Deferring:
             self.depth -= 1
             if self.depth == 0:
                 ctx, gen = self.saved
-                vars(ctx).pop("get_executable", None)
+                for name in ("get_executable", "create_cpython_wrapper", "create_cfunc_wrapper"):
+                    vars(ctx).pop(name, None)
                 vars(gen).pop("create_library", None)
                 self.saved = None
 
@@ -231,7 +294,7 @@ class DeferredDispatcher(CPUDispatcher):
         entry = cres.entry_point
         if isinstance(entry, DeferredEntryPoint):
             args = tuple(cres.signature.args)
-            entry.attach(self, [a._code for a in args])
+            entry.attach(self, args, [a._code for a in args])
             self.overloads[args] = cres
         else:
             super().add_overload(cres)

@@ -146,3 +146,32 @@ def test_the_digest_covers_the_versions_and_is_stable():
     digest = kernel_sources_digest()
     assert re.fullmatch(r"[0-9a-f]{64}", digest)
     assert kernel_sources_digest() == digest
+
+
+_CALLEE_FIRST = """
+import numpy as np
+from fastbp import _kernels
+if {callee_first}:
+    print(_kernels.dropout_uniform(1, 2, 3, 4, 5))  # the callee's entry point made from Python first
+a = np.arange(1.0, 43.0).reshape(6, 7)
+_kernels.apply_dropout(a, 0.4, 99, 5, 3, 1)  # then a caller compiled after it
+print(repr(a.tolist()))
+"""
+
+
+def test_a_kernel_compiled_after_its_callee_was_called_from_python(tmp_path):
+    # A deferred kernel's real entry point is made on its first call from Python;
+    # callers compiled after that must still find its implementation (they did
+    # not: "No definition for lowering dropout_uniform").
+    outputs = []
+    for callee_first in (True, False):
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / f"cache{callee_first}")}
+        proc = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(_CALLEE_FIRST.format(callee_first=callee_first))],
+            capture_output=True, text=True, timeout=600, env=env,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outputs.append(proc.stdout.strip().splitlines()[-1])
+    assert outputs[0] == outputs[1]
+    dropped = np.array(eval(outputs[0]))
+    assert 0 < np.count_nonzero(dropped == 0) < dropped.size

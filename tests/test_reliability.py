@@ -366,10 +366,25 @@ def test_memmap_is_read_in_place(tmp_path, dtype):
 FRESH_SCRIPT = textwrap.dedent(
     """
     import hashlib, warnings, numpy as np, fastbp
+    from fastbp import _engine
+    from fastbp._codes import LOSS_LOG_LOSS
+    from fastbp._functional import make_network
+    from fastbp._optimizers import STOCHASTIC_SOLVERS
     warnings.simplefilter("ignore")
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, 12)); y = rng.integers(0, 3, 300)
     digests = []
+    # first in the process: an epoch kernel whose parfors are in its callees (a
+    # process loading it must start the thread pool: its entry's reload_init)
+    network = make_network([12, 16, 8, 3], ["relu", "relu"], "softmax")
+    icfg, fcfg = _engine.make_config(LOSS_LOG_LOSS, solver_code=STOCHASTIC_SOLVERS["sgd"], seed=0, momentum=0.9)
+    Y = np.eye(3)[y]
+    trainer = _engine.Trainer(network, _engine.InputData(X, np.float64), Y, np.ones(300), icfg, fcfg, 32)
+    flat = rng.standard_normal(network.n_params) * 0.3
+    state = np.zeros_like(flat)
+    total = trainer.train_epoch(flat, np.arange(300, dtype=np.int64), 32, 0, 10, state, np.zeros(0),
+                                _engine.new_counters(), 0.01)
+    digests.append(hashlib.sha1(flat.tobytes() + np.float64(total).tobytes()).hexdigest())
     for dtype in (np.float64, np.float32):
         for solver, batch in (("sgd", 1), ("sgd", 32), ("adam", 64)):
             m = fastbp.MLPClassifier(hidden_layer_sizes=(16, 8), solver=solver, batch_size=batch, max_iter=2,
