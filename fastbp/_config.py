@@ -84,7 +84,9 @@ FUSED_MIN_COLS = 16
 SPLIT_GEMM_WORK = 100**3
 SMALL_MATRIX_BLAS_CORES = ("skylakex", "cooperlake", "sapphirerapids")
 
-# Kernel trees optimized and emitted once, in their entry point (_deferred_codegen):
-# a default fit's first compilation 27.3 -> 16.5 s. False: every kernel is
+# Kernel trees optimized and emitted once, in their entry point, CPython wrappers
+# only for the kernels Python calls (_deferred_codegen): a default fit's first
+# compilation 27.3 s (Zen 5) -> 10.5 s (Zen 4; 16.5 s on Zen 5 before the lazy
+# wrappers and deferred gufuncs). The same bits either way. False: every kernel is
 # compiled as Numba compiles it (finalized, optimized and emitted at each level).
 DEFER_MACHINE_CODE = True
