@@ -87,7 +87,16 @@ class TrainingDiverged(ValueError):
     _fastbp_state_kept = True
 
 
+# scikit-learn's own words for it: code written for its MLP matches them
+NON_FINITE_WEIGHTS = (
+    "Solver produced non-finite parameter weights. The input data may contain large values and need to be "
+    "preprocessed."
+)
+
+
 def _divergence_message(estimator, loss, failed, restored):
+    """The :class:`TrainingDiverged` message: scikit-learn's sentence, then what
+    happened, what the estimator kept and how to avoid it."""
     what = "loss" if not np.isfinite(loss) else "weights"
     rate = ""
     if estimator.solver not in ("lbfgs", "lm", "rprop"):
@@ -97,7 +106,7 @@ def _divergence_message(estimator, loss, failed, restored):
     else:
         where = f"after iteration {restored}" if restored else "from before this call's first iteration"
     return (
-        f"Training diverged: the {what} became non-finite ({loss!r}) in iteration {failed}. "
+        f"{NON_FINITE_WEIGHTS} Training diverged: the {what} became non-finite ({loss!r}) in iteration {failed}. "
         f"The estimator keeps the last weights that give a finite loss ({where}) and stays usable. "
         f"To fix it, {rate}scale the inputs (for instance with sklearn.preprocessing.StandardScaler), "
         "or increase alpha."
@@ -1017,8 +1026,27 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             # restore the best weights
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+            if diverged is not None:
+                # as scikit-learn (its issue #29504): the fit completes with the best
+                # validation weights; a warning says what happened
+                warnings.warn(self._diverged_early_stopping_message(diverged), ConvergenceWarning)
+                diverged = None
         if diverged is not None:
             raise TrainingDiverged(diverged)
+
+    def _diverged_early_stopping_message(self, diverged):
+        """The warning of a fit with early stopping whose training diverged."""
+        core = diverged[len(NON_FINITE_WEIGHTS) + 1:].split(" The estimator keeps")[0]
+        scores = np.asarray(self.validation_scores_, dtype=float)
+        if scores.size and np.isfinite(self.best_validation_score_):
+            best = int(np.flatnonzero(scores == self.best_validation_score_)[0]) + 1
+            kept = f"the weights of iteration {best}, the best validation score ({self.best_validation_score_!r})"
+        else:
+            kept = "the weights it started from (no iteration gave a finite validation score)"
+        return (
+            f"{core} Early stopping ends the fit there and keeps {kept}. "
+            + diverged[diverged.index("To fix it,"):]
+        )
 
     def _warn_max_time(self):
         warnings.warn(

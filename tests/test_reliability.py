@@ -11,11 +11,13 @@ import textwrap
 import threading
 import time
 import tracemalloc
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
 
 from fastbp import MLPClassifier, MLPRegressor, _engine
 from fastbp import TrainingDiverged
@@ -160,6 +162,55 @@ def test_divergence_keeps_last_finite_weights(solver):
     # still usable: training goes on with a small enough learning rate
     est.set_params(learning_rate_init=1e-12, max_iter=2, warm_start=True)
     est.fit(X, y)
+    assert np.isfinite(est.predict(X)).all()
+
+
+SKLEARN_NON_FINITE = (
+    "Solver produced non-finite parameter weights. The input data may contain large values and need to be "
+    "preprocessed."
+)
+
+
+def test_divergence_error_starts_with_scikit_learns_sentence():
+    X, y = _regression(1e3)
+    est = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=1e12, max_iter=50, random_state=0)
+    with pytest.raises(ValueError) as info:
+        est.fit(X.astype(np.float32), y.astype(np.float32))
+    assert str(info.value).startswith(SKLEARN_NON_FINITE + " ")
+    assert "diverged" in str(info.value)
+
+
+def test_divergence_with_early_stopping_keeps_the_best_weights_as_scikit_learn():
+    # scikit-learn's issue #29504: the fit completes with the best validation
+    # weights (fastbp stops at the divergence and says so in a ConvergenceWarning)
+    from sklearn.datasets import load_iris
+    from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+
+    X, y = load_iris(return_X_y=True)
+    params = dict(hidden_layer_sizes=100, activation="identity", solver="sgd", learning_rate_init=1, max_iter=20,
+                  early_stopping=True, n_iter_no_change=10, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = MLPRegressor(**params).fit(X, y)
+    diverged = [w for w in caught if issubclass(w.category, ConvergenceWarning) and "diverged" in str(w.message)]
+    assert len(diverged) == 1 and "best validation score" in str(diverged[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = SkMLPRegressor(**params).fit(X, y)
+    assert all(np.isfinite(w).all() for w in est.coefs_ + est.intercepts_)
+    np.testing.assert_allclose(est.predict(X), reference.predict(X), rtol=1e-9)
+    assert est.best_validation_score_ == pytest.approx(reference.best_validation_score_, rel=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "rmsprop", "adagrad"])
+def test_divergence_with_early_stopping_completes_in_every_solver(solver):
+    X, y = _regression(1e3)
+    X, y = X.astype(np.float32), y.astype(np.float32)
+    est = MLPRegressor(hidden_layer_sizes=(8,), solver=solver, learning_rate_init=1e12, max_iter=50,
+                       random_state=0, momentum=0.9, early_stopping=True)
+    with pytest.warns(ConvergenceWarning, match="diverged.*Early stopping ends the fit"):
+        est.fit(X, y)
+    assert all(np.isfinite(w).all() for w in est.coefs_ + est.intercepts_)
     assert np.isfinite(est.predict(X)).all()
 
 
