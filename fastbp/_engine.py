@@ -8,6 +8,8 @@ kernels; it knows nothing about scikit-learn.
 """
 
 import ctypes
+import os
+import sys
 import threading
 import time
 from contextlib import ExitStack, contextmanager
@@ -35,6 +37,7 @@ from ._codes import (
     F_WEIGHT_DECAY,
     I_DROPOUT,
     I_GEMM_SPLIT,
+    I_NO_THREADS,
     I_HAS_SAMPLE_WEIGHT,
     I_LOSS,
     I_NESTEROV,
@@ -346,6 +349,7 @@ def make_config(
     icfg[I_DROPOUT] = int(dropout)
     icfg[I_SEED] = seed
     icfg[I_GEMM_SPLIT] = gemm_split_work()
+    icfg[I_NO_THREADS] = int(not numba_threads_available())
     fcfg = np.zeros(N_FCONFIG, dtype=np.float64)
     fcfg[F_ALPHA] = alpha
     fcfg[F_L1] = l1
@@ -364,6 +368,53 @@ def make_config(
 # ---------------------------------------------------------------------------
 # threads
 # ---------------------------------------------------------------------------
+# Numba's threading layer on GNU OpenMP (the 'omp' layer of the PyPI wheels)
+# cannot start threads in a child forked after it started its own: the child's
+# first parallel kernel ends the process ("Terminating: fork() called from a
+# process already using GNU OpenMP"), and a multiprocessing pool waits for it
+# forever. Such a child runs every parallel kernel's work on one thread (BLAS
+# keeps its own threads); tbb and workqueue, and GNU OpenMP started in the child
+# itself, are fork-safe.
+_threads_lost_in_fork = False
+
+
+def _gnu_openmp_started():
+    """Whether this process's Numba threads run on GNU OpenMP and have started
+    (read from the modules already loaded: nothing is imported in a fork hook)."""
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    if parallel is None or not getattr(parallel, "_is_initialized", False):
+        return False
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # not started
+        return False
+    if layer != "omp":
+        return False
+    omppool = sys.modules.get("numba.np.ufunc.omppool")
+    return omppool is None or getattr(omppool, "openmp_vendor", "GNU") == "GNU"
+
+
+def _after_fork_in_child():
+    global _threads_lost_in_fork
+    _threads_lost_in_fork = _threads_lost_in_fork or _gnu_openmp_started()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def numba_threads_available():
+    """Whether Numba's parallel kernels may start threads in this process (not
+    in a child forked after GNU OpenMP started: see ``_threads_lost_in_fork``)."""
+    return not _threads_lost_in_fork
+
+
+def numba_n_jobs(n_jobs):
+    """Threads for fastbp's own parallel kernels: :func:`effective_n_jobs`, or 1
+    where Numba's threads cannot start."""
+    return effective_n_jobs(n_jobs) if numba_threads_available() else 1
+
+
 def effective_n_jobs(n_jobs):
     """Threads for ``n_jobs``: None or -1 → all cores, -2 → all but one, ..."""
     n_cores = numba.config.NUMBA_NUM_THREADS
@@ -388,7 +439,7 @@ def compute_context(n_jobs, data_parallel=False, numba_parallel=True):
     leaves Numba's threads alone (not even started).
     """
     if data_parallel:
-        numba_threads, blas_threads = effective_n_jobs(n_jobs), 1
+        numba_threads, blas_threads = numba_n_jobs(n_jobs), 1
     else:
         numba_threads, blas_threads = 1, (None if n_jobs is None else effective_n_jobs(n_jobs))
     with ExitStack() as stack:

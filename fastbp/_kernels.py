@@ -62,6 +62,7 @@ from ._codes import (
     F_WEIGHT_DECAY,
     I_DROPOUT,
     I_GEMM_SPLIT,
+    I_NO_THREADS,
     I_HAS_SAMPLE_WEIGHT,
     I_LOSS,
     I_NESTEROV,
@@ -1281,9 +1282,10 @@ def finish_and_step(
     """
     n_slices = slice_penalty.shape[0]
     rate = step_size(counters, icfg, fcfg)
-    if n_slices == 1:
+    if n_slices == 1 or icfg[I_NO_THREADS] != 0:
         # the call of parallel_finish_update (a loop index, not the constant 0:
-        # a literal argument would compile another version)
+        # a literal argument would compile another version); every slice in
+        # turn where no thread may start (the same slices: the same bits)
         for k in range(n_slices):
             slice_penalty[k] = finish_update_slice(
                 k, n_slices, params, part_grads, parts, n_weights, alpha, l1, weight_sum, state_1, state_2, icfg,

@@ -858,7 +858,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         """
         if self.solver not in STOCHASTIC_SOLVERS:
             return 1
-        threads = _engine.effective_n_jobs(self.n_jobs)
+        threads = _engine.numba_n_jobs(self.n_jobs)
         batch = min(200, n_samples) if self.batch_size == "auto" else min(int(self.batch_size), n_samples)
         if threads > 1 and batch >= threads * DATA_PARALLEL_MIN_ROWS and network.n_params <= DATA_PARALLEL_MAX_PARAMS:
             return threads
