@@ -22,6 +22,10 @@ from threadpoolctl import ThreadpoolController
 from . import _kernels
 from ._codes import (
     ACT_MAXOUT,
+    HIDDEN_ACTIVATIONS,
+    LOSS_PAIRS,
+    OUTPUT_ACTIVATIONS,
+    STOCHASTIC_SOLVERS,
     C_ADAM_STEP,
     C_BATCH,
     F_ALPHA,
@@ -58,6 +62,17 @@ from ._codes import (
 from ._config import CHUNK_ROWS, EPOCH_CALL_SECONDS, SMALL_MATRIX_BLAS_CORES, SPLIT_GEMM_WORK
 
 
+def _check_codes(what, codes, registry):
+    """Raise ValueError for a code the kernels do not know: every integer code
+    reaching a kernel is checked here, once, at the boundary (a kernel's branches
+    are chosen by code, and an unknown one must never reach them)."""
+    known = {int(code): name for name, code in reversed(registry.items())}
+    for code in codes:
+        if isinstance(code, (bool, np.bool_)) or not isinstance(code, (int, np.integer)) or int(code) not in known:
+            choices = ", ".join(f"{c} ({n})" for c, n in sorted(known.items()))
+            raise ValueError(f"unknown {what} code {code!r}; the kernels know {choices}")
+
+
 class Network:
     """A network's shape: layer widths, per-layer activations, parameter offsets.
 
@@ -83,6 +98,8 @@ class Network:
         n_layers = self.units.shape[0] - 1
         if len(activations) != n_layers:
             raise ValueError(f"expected {n_layers} activation codes, got {len(activations)}")
+        _check_codes("hidden activation", list(activations)[:-1], HIDDEN_ACTIVATIONS)
+        _check_codes("output activation", list(activations)[-1:], OUTPUT_ACTIVATIONS)
         self.layer_int = np.zeros((n_layers, N_LAYER_INT), dtype=np.int64)
         self.layer_float = np.zeros((n_layers, N_LAYER_FLOAT), dtype=np.float64)
         self.layer_int[:, LAYER_ACTIVATION] = activations
@@ -318,6 +335,10 @@ class InputData:
         return self.dense, self.strides, self.data, self.indices, self.indptr
 
 
+# loss code -> name (the output activation / loss pairs name each code)
+_LOSS_NAMES = {f"{loss} ({activation} output)": code for (activation, loss), code in LOSS_PAIRS.items()}
+
+
 def make_config(
     loss_code=0,
     *,
@@ -340,6 +361,8 @@ def make_config(
     rho=0.9,
 ):
     """The integer and float configuration vectors the kernels read."""
+    _check_codes("loss", [loss_code], _LOSS_NAMES)
+    _check_codes("solver", [solver_code], STOCHASTIC_SOLVERS)
     icfg = np.zeros(N_ICONFIG, dtype=np.int64)
     icfg[I_LOSS] = loss_code
     icfg[I_POISSON_CONSTANT] = int(poisson_constant)

@@ -458,3 +458,35 @@ def test_fresh_compilation_and_cache_give_the_same_bits(tmp_path):
         for _ in range(2)
     ]
     assert runs[0] == runs[1]
+
+
+# --------------------------------------------------------------------------
+# unknown integer codes stop at the engine's boundary (issue 20)
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _engine.make_config(99),
+        lambda: _engine.make_config(-1),
+        lambda: _engine.make_config(0, solver_code=17),
+        lambda: _engine.make_config(1.0),
+        lambda: _engine.Network([3, 4, 2], [3, 99]),
+        lambda: _engine.Network([3, 4, 2], [4, 0]),  # softmax is an output activation only
+        lambda: _engine.Network([3, 4, 2], [3, 3]),  # relu is a hidden activation only
+        lambda: _engine.Network([3, 4, 2], [True, 0]),
+    ],
+)
+def test_unknown_codes_never_reach_a_kernel(make):
+    with pytest.raises(ValueError, match="unknown .* code .*the kernels know"):
+        make()
+
+
+def test_every_registered_code_passes_the_boundary():
+    from fastbp._codes import HIDDEN_ACTIVATIONS, LOSS_PAIRS, OUTPUT_ACTIVATIONS, STOCHASTIC_SOLVERS
+
+    for loss in set(LOSS_PAIRS.values()):
+        for solver in STOCHASTIC_SOLVERS.values():
+            _engine.make_config(loss, solver_code=solver)
+    for hidden in HIDDEN_ACTIVATIONS.values():
+        for out in OUTPUT_ACTIVATIONS.values():
+            _engine.Network([3, 4, 2], [hidden, out])
