@@ -58,11 +58,6 @@ class DeferredLibrary(JITCodeLibrary):
                 self._final_module.link_in(library._get_module_for_linking(), preserve=True)
         self._finalized = True
 
-    @property
-    def emitted(self):
-        """Whether the machine code exists."""
-        return self._emitted
-
     def emit(self):
         """Optimize the linked module and emit its machine code (once)."""
         if self._emitted:

@@ -94,20 +94,28 @@ NON_FINITE_WEIGHTS = (
 )
 
 
-def _divergence_message(estimator, loss, failed, restored):
-    """The :class:`TrainingDiverged` message: scikit-learn's sentence, then what
-    happened, what the estimator kept and how to avoid it."""
-    what = "loss" if not np.isfinite(loss) else "weights"
-    rate = ""
-    if estimator.solver not in ("lbfgs", "lm", "rprop"):
-        rate = f"lower learning_rate_init (now {estimator.learning_rate_init!r}), "
+def _last_finite_kept(restored):
+    """What a diverged fit keeps: the last weights that give a finite loss
+    (``restored``: the iteration they are from, 0 for the call's start, None for
+    L-BFGS's best point)."""
     if restored is None:
         where = "the best point evaluated"
     else:
         where = f"after iteration {restored}" if restored else "from before this call's first iteration"
+    return f"The estimator keeps the last weights that give a finite loss ({where}) and stays usable."
+
+
+def _divergence_message(estimator, loss, failed, kept, sklearn_sentence=True):
+    """The message of a diverged fit: scikit-learn's sentence (for the error,
+    not the early-stopping warning), then what happened, what the estimator
+    ``kept`` (a sentence) and how to avoid it."""
+    what = "loss" if not np.isfinite(loss) else "weights"
+    rate = ""
+    if estimator.solver not in ("lbfgs", "lm", "rprop"):
+        rate = f"lower learning_rate_init (now {estimator.learning_rate_init!r}), "
     return (
-        f"{NON_FINITE_WEIGHTS} Training diverged: the {what} became non-finite ({loss!r}) in iteration {failed}. "
-        f"The estimator keeps the last weights that give a finite loss ({where}) and stays usable. "
+        (f"{NON_FINITE_WEIGHTS} " if sklearn_sentence else "")
+        + f"Training diverged: the {what} became non-finite ({loss!r}) in iteration {failed}. {kept} "
         f"To fix it, {rate}scale the inputs (for instance with sklearn.preprocessing.StandardScaler), "
         "or increase alpha."
     )
@@ -819,7 +827,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             flat[:] = x0 if best["x"] is None else best["x"]
             self.loss_ = np.nan if best["x"] is None else best["loss"]
             restored = 0 if best["x"] is None else None
-            error = TrainingDiverged(_divergence_message(self, opt_res.fun, self.n_iter_ + 1, restored))
+            error = TrainingDiverged(_divergence_message(self, opt_res.fun, self.n_iter_ + 1, _last_finite_kept(restored)))
             error._fastbp_state_kept = True
             raise error
 
@@ -965,7 +973,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 if not (np.isfinite(loss) and np.isfinite(flat).all()):
                     failed = self.n_iter_ + 1
                     restored = last_finite.restore(self, flat, optimizer, trainer.gives_finite_loss(train_rows))
-                    diverged = _divergence_message(self, loss, failed, restored)
+                    diverged = (loss, failed, restored)
                     break
                 self.n_iter_ += 1
                 self.loss_ = loss
@@ -1026,27 +1034,26 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             # restore the best weights
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
-            if diverged is not None:
-                # as scikit-learn (its issue #29504): the fit completes with the best
-                # validation weights; a warning says what happened
-                warnings.warn(self._diverged_early_stopping_message(diverged), ConvergenceWarning)
-                diverged = None
         if diverged is not None:
-            raise TrainingDiverged(diverged)
+            loss, failed, restored = diverged
+            if not early_stopping:
+                raise TrainingDiverged(_divergence_message(self, loss, failed, _last_finite_kept(restored)))
+            # as scikit-learn (its issue #29504): the fit completes with the best
+            # validation weights; a warning says what happened
+            warnings.warn(
+                _divergence_message(self, loss, failed, self._best_validation_kept(), sklearn_sentence=False),
+                ConvergenceWarning,
+            )
 
-    def _diverged_early_stopping_message(self, diverged):
-        """The warning of a fit with early stopping whose training diverged."""
-        core = diverged[len(NON_FINITE_WEIGHTS) + 1:].split(" The estimator keeps")[0]
+    def _best_validation_kept(self):
+        """What a diverged fit with early stopping keeps (a sentence)."""
         scores = np.asarray(self.validation_scores_, dtype=float)
         if scores.size and np.isfinite(self.best_validation_score_):
             best = int(np.flatnonzero(scores == self.best_validation_score_)[0]) + 1
             kept = f"the weights of iteration {best}, the best validation score ({self.best_validation_score_!r})"
         else:
             kept = "the weights it started from (no iteration gave a finite validation score)"
-        return (
-            f"{core} Early stopping ends the fit there and keeps {kept}. "
-            + diverged[diverged.index("To fix it,"):]
-        )
+        return f"Early stopping ends the fit there and keeps {kept}."
 
     def _warn_max_time(self):
         warnings.warn(
