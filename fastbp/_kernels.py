@@ -39,6 +39,7 @@ from ._codes import (
     ACT_ELU,
     ACT_EXP,
     ACT_GELU,
+    ACT_IDENTITY,
     ACT_LEAKY_RELU,
     ACT_LOGISTIC,
     ACT_MAXOUT,
@@ -76,6 +77,7 @@ from ._codes import (
     LAYER_SLOPE,
     LOSS_ABSOLUTE_ERROR,
     LOSS_BINARY_LOG_LOSS,
+    LOSS_HUBER,
     LOSS_LOG_LOSS,
     LOSS_POISSON,
     LOSS_SQUARED_ERROR,
@@ -331,10 +333,14 @@ def bias_activation(z, b, out, code, slope, pieces):
         for i in prange(m):
             for j in range(k):
                 out[i, j] = math.exp(z[i, j])
-    else:  # identity
+    elif code == ACT_IDENTITY:
         for i in prange(m):
             for j in range(k):
                 out[i, j] = z[i, j]
+    else:  # a code no branch knows (the engine refuses it first): NaN, never a real activation
+        for i in prange(m):
+            for j in range(out.shape[1]):
+                out[i, j] = math.nan
 
 
 @njit(**_PARALLEL)
@@ -423,10 +429,14 @@ def backprop_activation(delta_a, z, a, delta_z, code, slope, pieces, rate, seed,
                 cdf = 0.5 * (1.0 + math.erf(v * _INV_SQRT_2))
                 pdf = _INV_SQRT_2PI * math.exp(-0.5 * v * v)
                 delta_z[i, j] = delta_a[i, j] * (cdf + v * pdf)
-    else:  # identity
+    elif code == ACT_IDENTITY:
         for i in prange(m):
             for j in range(n_units):
                 delta_z[i, j] = delta_a[i, j]
+    else:  # an unknown code (refused by the engine first): NaN, never a real derivative
+        for i in prange(m):
+            for j in range(delta_z.shape[1]):
+                delta_z[i, j] = math.nan
 
 
 # --------------------------------------------------------------------------
@@ -476,19 +486,22 @@ def output_delta_loss(out, y, sw, has_sw, out_code, loss_code, poisson_constant,
             elif loss_code == LOSS_ABSOLUTE_ERROR:
                 acc += abs(g)
                 g = 1.0 if g > 0.0 else (-1.0 if g < 0.0 else 0.0)
-            else:  # Huber
+            elif loss_code == LOSS_HUBER:
                 if abs(g) <= huber_delta:
                     acc += 0.5 * (g * g)
                 else:
                     acc += huber_delta * (abs(g) - 0.5 * huber_delta)
                     g = huber_delta if g > 0.0 else -huber_delta
+            else:  # an unknown code (refused by the engine first): NaN, never a real loss
+                acc = math.nan
+                g = math.nan
             delta[i, j] = g
         if chain:
             if out_code == ACT_LOGISTIC:
                 for j in range(k):
                     p = out[i, j]
                     delta[i, j] = delta[i, j] * p * (1.0 - p)
-            else:  # softmax: J^T g = p * (g - <g, p>)
+            else:  # softmax (chain holds for these two only): J^T g = p * (g - <g, p>)
                 dot = 0.0
                 for j in range(k):
                     dot += delta[i, j] * out[i, j]
@@ -1139,6 +1152,9 @@ def update_slice(lo, hi, params, grads, state_1, state_2, icfg, fcfg, n_weights,
             # decoupled weight decay with the undecayed rate, on the weights only
             decay_weights(p, min(max(n_weights - lo, 0), hi - lo), 1.0 - fcfg[F_LEARNING_RATE] * fcfg[F_WEIGHT_DECAY])
         adam_step(p, g, s_1, _vector(state_2, lo, hi), rate, fcfg[F_BETA_1], fcfg[F_BETA_2], fcfg[F_EPSILON])
+    else:  # an unknown solver (refused by the engine first): NaN weights, never a silent no-step
+        for i in range(p.shape[0]):
+            p[i] = math.nan
 
 
 @njit(**_SERIAL)
@@ -1597,8 +1613,10 @@ def jacobian(
                     d_out[0, k] = y_pred[i, k] * (1.0 - y_pred[i, k])
                 elif out_code == ACT_EXP:
                     d_out[0, k] = y_pred[i, k]
-                else:
+                elif out_code == ACT_IDENTITY:
                     d_out[0, k] = 1.0
+                else:  # an unknown output activation (refused by Network first)
+                    d_out[0, k] = math.nan
                 for layer in range(n_layers - 1, -1, -1):
                     fan_in = units[layer]
                     n_cols = units[layer + 1] * layer_int[layer, LAYER_PIECES]

@@ -278,6 +278,37 @@ def test_output_delta_and_loss_match_naive(K, out_activation, loss):
             assert_allclose(d_row_loss.copy_to_host(), per_row * w, rtol=1e-12, atol=1e-13)
 
 
+UNKNOWN_CODE = 99
+
+
+def test_an_unknown_code_computes_nan_not_a_real_branch(K):
+    # the CPU's rule on the device: a code past the engine's checks that no
+    # branch knows gives NaN (activation, derivative, loss) or NaN weights (the
+    # solver), never what the last branch computes
+    rng = np.random.RandomState(6)
+    z = rng.randn(N, 3)
+    _, acts = _run_activation(K, UNKNOWN_CODE, z, rng.randn(3), 3)
+    assert np.isnan(acts).all()
+    deltas, _ = _run_backprop_activation(K, UNKNOWN_CODE, z, np.tanh(z), rng.randn(N, 3))
+    assert np.isnan(deltas).all()
+    d_deltas, d_row_loss = _dev(np.zeros(N * N_OUT)), _dev(np.zeros(N))
+    K.output_delta_loss[K.grid_1d(N), K.THREADS](
+        _dev(rng.rand(N, N_OUT)), 0, _dev(rng.rand(N, N_OUT)), _dev(np.ones(N)), 0, OUTPUT_ACTIVATIONS["identity"],
+        UNKNOWN_CODE, 0, 1e-16, 1.0, d_deltas, 0, d_row_loss, N, N_OUT,
+    )
+    assert np.isnan(d_deltas.copy_to_host()).all() and np.isnan(d_row_loss.copy_to_host()).all()
+    n = 10
+    S, SX = np.zeros(K.N_S), np.zeros(K.N_X)
+    SX[K.X_WEIGHT], SX[K.X_RATE] = 1.0, 0.1
+    for solver, finite in ((UNKNOWN_CODE, False), (K.NO_SOLVER, True), (STOCHASTIC_SOLVERS["sgd"], True)):
+        d_params = _dev(rng.randn(n))
+        K.finish_update[K.grid_1d(n), K.THREADS](
+            d_params, _dev(rng.randn(n)), _dev(np.zeros(n)), _dev(np.zeros(n)), n, 6, _dev(S), _dev(SX), 0, 0.0, 0,
+            solver, 0, 0.9, 0.9, 0.999, 0.1, 0.001, 0.9, 0.1, 1e-8, 1.0,
+        )
+        assert np.isfinite(d_params.copy_to_host()).all() == finite, solver
+
+
 # ---------------------------------------------------------------------------
 # the functional API against the CPU's
 # ---------------------------------------------------------------------------

@@ -490,3 +490,52 @@ def test_every_registered_code_passes_the_boundary():
     for hidden in HIDDEN_ACTIVATIONS.values():
         for out in OUTPUT_ACTIVATIONS.values():
             _engine.Network([3, 4, 2], [hidden, out])
+
+
+def _epoch_with_codes(hidden=None, output=None, loss=None, solver=None):
+    """One compiled epoch of a tiny network whose codes were changed after the
+    engine's checks (as a mistake inside fastbp could); (loss, weights, outputs)."""
+    from fastbp._codes import (
+        ACT_RELU, ACT_SOFTMAX, I_LOSS, I_SOLVER, LAYER_ACTIVATION, LOSS_LOG_LOSS, N_COUNTERS, SOLVER_SGD,
+    )
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 4))
+    Y = np.eye(3)[rng.integers(0, 3, 12)]
+    net = _engine.Network([4, 5, 3], [ACT_RELU, ACT_SOFTMAX])
+    icfg, fcfg = _engine.make_config(LOSS_LOG_LOSS, solver_code=SOLVER_SGD, learning_rate=0.1)
+    trainer = _engine.Trainer(net, _engine.InputData(X, np.float64), Y, None, icfg, fcfg, 12)
+    if hidden is not None:
+        net.layer_int[0, LAYER_ACTIVATION] = hidden
+    if output is not None:
+        net.layer_int[1, LAYER_ACTIVATION] = output
+    if loss is not None:
+        trainer.icfg[I_LOSS] = loss
+    if solver is not None:
+        trainer.icfg[I_SOLVER] = solver
+    flat = rng.normal(scale=0.3, size=net.n_params)
+    state = np.zeros(net.n_params)
+    counters = np.zeros(N_COUNTERS, dtype=np.int64)
+    total = trainer.train_epoch(flat, np.arange(12, dtype=np.int64), 12, 0, 1, state, state[:0], counters, 0.1)
+    outputs = _engine.predict_output(net, flat, X)
+    return total, flat, outputs
+
+
+def test_valid_codes_train_finite_weights():
+    total, flat, outputs = _epoch_with_codes()
+    assert np.isfinite(total) and np.isfinite(flat).all() and np.isfinite(outputs).all()
+
+
+@pytest.mark.parametrize(
+    "codes",
+    [{"hidden": 99}, {"output": 99}, {"loss": 99}, {"solver": 99}],
+    ids=["hidden-activation", "output-activation", "loss", "solver"],
+)
+def test_an_unknown_code_inside_a_kernel_computes_nan_not_a_real_branch(codes):
+    # each dispatch's last branch is a named code; a code that reached a kernel
+    # past the boundary gives NaN weights (the divergence check then stops the
+    # fit), never the silent result of another activation, loss or solver
+    total, flat, outputs = _epoch_with_codes(**codes)
+    assert np.isnan(flat).any()
+    if "solver" not in codes:
+        assert np.isnan(total)

@@ -40,6 +40,7 @@ from .._codes import (
     ACT_ELU,
     ACT_EXP,
     ACT_GELU,
+    ACT_IDENTITY,
     ACT_LEAKY_RELU,
     ACT_LOGISTIC,
     ACT_MAXOUT,
@@ -51,6 +52,7 @@ from .._codes import (
     C_ADAM_STEP,
     LOSS_ABSOLUTE_ERROR,
     LOSS_BINARY_LOG_LOSS,
+    LOSS_HUBER,
     LOSS_LOG_LOSS,
     LOSS_POISSON,
     LOSS_SQUARED_ERROR,
@@ -157,7 +159,9 @@ def _phi(v, code, slope):
         return 0.5 * v * (1.0 + math.erf(v * _INV_SQRT_2))
     if code == ACT_EXP:
         return math.exp(v)
-    return v
+    if code == ACT_IDENTITY:
+        return v
+    return math.nan  # a code no branch knows (the engine refuses it first)
 
 
 @cuda.jit(device=True)
@@ -185,7 +189,9 @@ def _backprop_value(da, v, a, code, slope, keep):
         cdf = 0.5 * (1.0 + math.erf(v * _INV_SQRT_2))
         pdf = _INV_SQRT_2PI * math.exp(-0.5 * v * v)
         return da * (cdf + v * pdf)
-    return da
+    if code == ACT_IDENTITY:
+        return da
+    return math.nan  # an unknown code (refused by the engine first)
 
 
 # --------------------------------------------------------------------------
@@ -485,19 +491,22 @@ def output_delta_loss(acts, a_off, yb, swb, has_sw, out_code, loss_code, poisson
             elif loss_code == LOSS_ABSOLUTE_ERROR:
                 acc += abs(g)
                 g = 1.0 if g > 0.0 else (-1.0 if g < 0.0 else 0.0)
-            else:  # Huber
+            elif loss_code == LOSS_HUBER:
                 if abs(g) <= huber_delta:
                     acc += 0.5 * (g * g)
                 else:
                     acc += huber_delta * (abs(g) - 0.5 * huber_delta)
                     g = huber_delta if g > 0.0 else -huber_delta
+            else:  # an unknown code (refused by the engine first): NaN, never a real loss
+                acc = math.nan
+                g = math.nan
             deltas[db + j] = g
         if chain:
             if out_code == ACT_LOGISTIC:
                 for j in range(k):
                     p = acts[ob + j]
                     deltas[db + j] = deltas[db + j] * p * (1.0 - p)
-            else:  # softmax: J^T g = p * (g - <g, p>)
+            else:  # softmax (chain holds for these two only): J^T g = p * (g - <g, p>)
                 dot = 0.0
                 for j in range(k):
                     dot += deltas[db + j] * acts[ob + j]
@@ -709,3 +718,5 @@ def finish_update(params, grads, state_1, state_2, n_params, n_weights, S, SX, c
             v = state_1[i] + g * g
             state_1[i] = v
             params[i] = w - rate * g / (math.sqrt(v) + epsilon)
+        elif solver != NO_SOLVER:  # an unknown solver (refused by the engine first): never a silent no-step
+            params[i] = math.nan
