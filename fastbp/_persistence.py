@@ -47,6 +47,20 @@ FORMAT_NAME = "fastbp-model"
 FORMAT_VERSION = 1
 HEADER_KEY = "__fastbp__"
 
+# How this fastbp reads a file of an older format version: ``_UPGRADES[v]``
+# turns the header and arrays of version ``v`` (as read, its own manifest
+# checked) into those version ``v + 1`` writes, and load applies the steps in
+# turn up to FORMAT_VERSION before it checks and builds anything. A change to
+# what save writes (a parameter or fitted attribute added, renamed or removed,
+# an array stored otherwise) increases FORMAT_VERSION and adds the step from
+# the version before, which gives old files the values that reproduce their
+# old behaviour (for a new parameter, the default that keeps what the older
+# fastbp did). tests/data keeps the files of every version with their expected
+# predictions (tests/test_persistence.py loads them all, and checks that every
+# version below FORMAT_VERSION has its step). All versions so far share the
+# header fields of _HEADER_KEYS; a step that changes them changes that check.
+_UPGRADES = {}
+
 # The only classes load() ever constructs an estimator from.
 _ESTIMATORS = {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
 
@@ -676,6 +690,22 @@ def _read_arrays(npz, header, reader):
     return arrays
 
 
+def _upgrade(header, arrays, reader):
+    """The header and arrays of a file of any format version, as FORMAT_VERSION writes them."""
+    version = header["format_version"]
+    while version < FORMAT_VERSION:
+        step = _UPGRADES.get(version)
+        if step is None:  # (tests/test_persistence.py checks that every version has its step)
+            raise reader.error(
+                f"format version {version} (written by fastbp {header.get('fastbp_version')!r}) "
+                f"cannot be read by this fastbp, which writes format version {FORMAT_VERSION}."
+            )
+        header, arrays = step(dict(header), dict(arrays))
+        version += 1
+        header["format_version"] = version
+    return header, arrays
+
+
 def _build_params(cls, header, decode, reader):
     raw = header["params"]
     expected = set(cls._get_param_names())
@@ -990,6 +1020,7 @@ def load(path):
             arrays = _read_arrays(npz, header, reader)
     finally:
         f.close()
+    header, arrays = _upgrade(header, arrays, reader)
     try:
         est = _build_params(cls, header, _Decoder(arrays), reader)
         decode = _Decoder(arrays)

@@ -636,3 +636,85 @@ def test_load_never_unpickles(saved, tmp_path, monkeypatch):
     pkl = tmp_path / "model.pkl"
     pkl.write_bytes(pickle.dumps(est))  # pickle.dumps is not patched
     _load_error(pkl, "pickle file")
+
+
+# --------------------------------------------------------------------------
+# files saved by earlier versions (issue 20): tests/data/format-<N>/
+# --------------------------------------------------------------------------
+DATA = pathlib.Path(__file__).parent / "data"
+SAVED_VERSIONS = sorted(int(p.name.split("-")[1]) for p in DATA.glob("format-*") if p.is_dir())
+
+
+def _saved_data():
+    import sys
+
+    sys.path.insert(0, str(DATA))
+    try:
+        import make_saved_models
+    finally:
+        sys.path.remove(str(DATA))
+    return make_saved_models.data()
+
+
+def test_every_format_version_has_saved_files_and_an_upgrade_step():
+    from fastbp._persistence import _UPGRADES, FORMAT_VERSION
+
+    assert SAVED_VERSIONS == list(range(1, FORMAT_VERSION + 1))
+    assert sorted(_UPGRADES) == list(range(1, FORMAT_VERSION))
+
+
+@pytest.mark.parametrize("version", SAVED_VERSIONS)
+def test_files_saved_by_earlier_versions_load_and_predict_as_saved(version):
+    folder = DATA / f"format-{version}"
+    expected = json.loads((folder / "expected.json").read_text())
+    assert expected["format_version"] == version
+    X_iris, y_iris, X_diabetes, y_diabetes = _saved_data()
+    every = expected["predict_every"]
+    # (tolerances: the forward pass on another CPU's vector width may round differently)
+    classifier = fastbp.load(folder / "classifier.npz")
+    want = expected["classifier"]
+    assert type(classifier) is MLPClassifier and classifier.n_iter_ == want["n_iter"]
+    assert classifier.classes_.tolist() == want["classes"]
+    assert classifier.predict(X_iris[::every]).tolist() == want["predict"]
+    np.testing.assert_allclose(classifier.predict_proba(X_iris[::every]), want["predict_proba"], rtol=1e-10, atol=1e-13)
+    assert classifier.score(X_iris, y_iris) == pytest.approx(want["score"], abs=1 / len(y_iris))
+    regressor = fastbp.load(folder / "regressor.npz")
+    want = expected["regressor"]
+    assert type(regressor) is MLPRegressor and regressor.n_iter_ == want["n_iter"]
+    np.testing.assert_allclose(regressor.predict(X_diabetes[::every]), want["predict"], rtol=1e-10, atol=1e-13)
+    assert regressor.score(X_diabetes, y_diabetes) == pytest.approx(want["score"], rel=1e-9)
+    # training goes on from the saved optimizer state (the classifier's early
+    # stopping allows no partial_fit, as scikit-learn's: a warm start)
+    n_epochs = len(regressor.loss_curve_)
+    regressor.partial_fit(X_diabetes, y_diabetes)
+    assert len(regressor.loss_curve_) == n_epochs + 1 and regressor.t_ == (n_epochs + 1) * len(y_diabetes)
+    n_epochs = len(classifier.loss_curve_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        classifier.set_params(warm_start=True, max_iter=3).fit(X_iris, y_iris)
+    assert len(classifier.loss_curve_) == n_epochs + classifier.n_iter_ and 1 <= classifier.n_iter_ <= 3
+    for model in (classifier, regressor):
+        assert all(np.isfinite(c).all() for c in model.coefs_)
+
+
+def test_an_older_format_version_goes_through_each_upgrade_step(monkeypatch):
+    from fastbp import _persistence
+
+    calls = []
+
+    def step(header, arrays):
+        calls.append(header["format_version"])
+        return header, arrays
+
+    monkeypatch.setattr(_persistence, "FORMAT_VERSION", 3)
+    monkeypatch.setattr(_persistence, "_UPGRADES", {1: step, 2: step})
+    model = fastbp.load(DATA / "format-1" / "regressor.npz")
+    assert calls == [1, 2] and model.n_iter_ > 0
+
+
+def test_an_older_format_version_without_an_upgrade_step_is_refused_by_name(monkeypatch):
+    from fastbp import _persistence
+
+    monkeypatch.setattr(_persistence, "FORMAT_VERSION", 2)
+    monkeypatch.setattr(_persistence, "_UPGRADES", {})
+    _load_error(DATA / "format-1" / "regressor.npz", r"format version 1 \(written by fastbp '0\.1\.0'\) cannot be read")
