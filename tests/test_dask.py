@@ -300,3 +300,50 @@ def test_out_of_core_example_runs():
     assert "lbfgs" in result.stdout and "adam" in result.stdout
     accuracies = [float(line.rsplit(" ", 1)[1]) for line in result.stdout.splitlines() if "accuracy" in line]
     assert len(accuracies) == 2 and min(accuracies) > 0.6
+
+
+# --------------------------------------------------------------------------
+# divergence on the blocks as in memory (issue 20)
+# --------------------------------------------------------------------------
+SKLEARN_NON_FINITE = "Solver produced non-finite parameter weights."
+
+
+def _diverging(regression):
+    X, y, _ = regression
+    X, y = (X * 1e3).astype(np.float32), y.astype(np.float32)
+    return X, y, *_chunked(X, y)
+
+
+def test_divergence_raises_and_keeps_finite_weights(client, regression):
+    from fastbp import TrainingDiverged
+
+    X, y, Xd, yd = _diverging(regression)
+    params = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=1e12, max_iter=20, random_state=0)
+    with pytest.raises(TrainingDiverged) as local:
+        MLPRegressor(**params).fit(X, y)
+    model = MLPRegressor(**params)
+    with pytest.raises(ValueError) as info:
+        model.fit(Xd, yd)
+    assert isinstance(info.value, TrainingDiverged)
+    assert str(info.value).startswith(SKLEARN_NON_FINITE) and "diverged" in str(info.value)
+    assert type(info.value) is type(local.value)
+    assert all(np.isfinite(w).all() for w in model.coefs_ + model.intercepts_)
+    assert np.isfinite(model.predict(Xd)).all()
+    # partial_fit: the call's start is kept
+    model = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=1e-3, random_state=0)
+    model.partial_fit(*_chunked(X / 1e3, y))
+    before = _flat(model)
+    model.set_params(learning_rate_init=1e12)
+    with pytest.raises(TrainingDiverged):
+        model.partial_fit(Xd, yd)
+    assert_array_equal(_flat(model), before)
+
+
+def test_divergence_with_early_stopping_completes_with_a_warning(client, regression):
+    X, y, Xd, yd = _diverging(regression)
+    model = MLPRegressor(hidden_layer_sizes=(8,), solver="adam", learning_rate_init=1e12, max_iter=20,
+                         early_stopping=True, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="diverged.*Early stopping ends the fit"):
+        model.fit(Xd, yd, X_val=X[:200], y_val=y[:200])
+    assert all(np.isfinite(w).all() for w in model.coefs_ + model.intercepts_)
+    assert np.isfinite(model.predict(Xd)).all()
