@@ -701,13 +701,8 @@ def fit_dask(est, X, y, sample_weight, incremental, X_val, y_val, sample_weight_
     network = est._network(layer_units, names, rates)
     if first_pass:
         est._initialize(np.empty((0, n_outputs)), network, names, dtype)
-    elif [c.shape for c in est.coefs_] != [(int(a), int(b)) for a, b in zip(network.units[:-1], network.cols)]:
-        raise ValueError(
-            "the network changed since the last fit (hidden_layer_sizes, activation or maxout_pieces); "
-            "warm_start and partial_fit continue the same network (fit with warm_start=False to start over)."
-        )
-    if est.solver != "lbfgs" and not hasattr(est, "loss_curve_"):
-        raise ValueError(f"solver={est.solver!r} cannot continue a model fitted with solver='lbfgs'.")
+    else:
+        est._check_continuation(network)
     est._fitted_layers = (names, int(est.maxout_pieces), float(est.negative_slope))
     flat = network.pack(est.coefs_, est.intercepts_, dtype)
     est._set_parameters(network, flat)

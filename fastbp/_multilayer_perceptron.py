@@ -149,7 +149,8 @@ class _LastFinite:
     last finite iteration can already hold weights too large to use).
     """
 
-    _SCALARS = ("n_iter_", "t_", "best_loss_", "_no_improvement_count", "best_validation_score_")
+    _SCALARS = ("n_iter_", "t_", "loss_", "best_loss_", "_no_improvement_count", "best_validation_score_")
+    _MISSING = object()  # an attribute the estimator did not have yet (loss_ before a first fit's first epoch)
     _CURVES = ("loss_curve_", "validation_scores_", "validation_loss_curve_")
 
     def __init__(self, estimator, flat, optimizer, start_weights=None, start_optimizer=None):
@@ -182,7 +183,7 @@ class _LastFinite:
 
     def _record(self, state, estimator):
         """Add the estimator's counters and curve lengths to ``state``."""
-        state["scalars"] = {name: getattr(estimator, name, None) for name in self._SCALARS}
+        state["scalars"] = {name: getattr(estimator, name, self._MISSING) for name in self._SCALARS}
         state["curves"] = {
             name: None if getattr(estimator, name, None) is None else len(getattr(estimator, name))
             for name in self._CURVES
@@ -210,8 +211,10 @@ class _LastFinite:
             {k: v for k, v in state["optimizer"].__dict__.items() if k not in ("state_1", "state_2", "counters")}
         )
         for name, value in state["scalars"].items():
-            if hasattr(estimator, name):
+            if value is not self._MISSING:
                 setattr(estimator, name, value)
+            elif hasattr(estimator, name):
+                delattr(estimator, name)
         for name, length in state["curves"].items():
             curve = getattr(estimator, name, None)
             if curve is not None and length is not None:
@@ -611,6 +614,32 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         rng = self.random_state if isinstance(self.random_state, np.random.RandomState) else None
         return attributes, rng, None if rng is None else rng.get_state()
 
+    def _check_continuation(self, network):
+        """Raise ValueError (before anything changes) when a warm start or
+        partial_fit cannot continue the fitted model with ``network`` and the
+        current parameters."""
+        fitted = [c.shape for c in self.coefs_]
+        wanted = [(int(a), int(b)) for a, b in zip(network.units[:-1], network.cols)]
+        if fitted[:-1] == wanted[:-1] and fitted[-1][0] == wanted[-1][0] and fitted[-1] != wanted[-1]:
+            raise ValueError(
+                f"y has {int(network.units[-1])} output column(s) but the model was fitted with "
+                f"{fitted[-1][1]}; warm_start and partial_fit continue the same network "
+                "(fit with warm_start=False to start over)."
+            )
+        if fitted != wanted:
+            raise ValueError(
+                "the network changed since the last fit (hidden_layer_sizes, activation or maxout_pieces); "
+                "warm_start and partial_fit continue the same network (fit with warm_start=False to start over)."
+            )
+        if self.solver != "lbfgs" and not hasattr(self, "loss_curve_"):
+            raise ValueError(f"solver={self.solver!r} cannot continue a model fitted with solver='lbfgs'.")
+        if self.solver != "lbfgs" and self.early_stopping != (getattr(self, "validation_scores_", None) is not None):
+            raise ValueError(
+                f"early_stopping={self.early_stopping} cannot continue a model fitted with "
+                f"early_stopping={not self.early_stopping} (its best-loss or validation records do not exist); "
+                "fit with warm_start=False to start over."
+            )
+
     def _restore(self, snapshot):
         attributes, rng, rng_state = snapshot
         self.__dict__.clear()
@@ -636,6 +665,9 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
         X, y, y_labels = self._validate_input(X, y, incremental, reset=first_pass)
+        if not first_pass and X.dtype != self.coefs_[0].dtype:
+            # a fitted model keeps its dtype (as scikit-learn's warm_start / partial_fit)
+            X = X.astype(self.coefs_[0].dtype)
         n_samples, n_features = X.shape
         sample_weight = self._combined_sample_weight(sample_weight, X, y_labels, incremental)
         if y.ndim == 1:
@@ -660,13 +692,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         network = self._network(layer_units, names, rates)
         if first_pass:
             self._initialize(y, network, names, X.dtype)
-        elif [c.shape for c in self.coefs_] != [(int(a), int(b)) for a, b in zip(network.units[:-1], network.cols)]:
-            raise ValueError(
-                "the network changed since the last fit (hidden_layer_sizes, activation or maxout_pieces); "
-                "warm_start and partial_fit continue the same network (fit with warm_start=False to start over)."
-            )
-        if self.solver != "lbfgs" and not hasattr(self, "loss_curve_"):
-            raise ValueError(f"solver={self.solver!r} cannot continue a model fitted with solver='lbfgs'.")
+        else:
+            self._check_continuation(network)
         self._fitted_layers = (names, int(self.maxout_pieces), float(self.negative_slope))
 
         # The parameters now live in one fresh flat vector (a copy): the old
@@ -1267,7 +1294,9 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32))
         network = self._fitted_network()
-        flat = network.pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype)
+        # as scikit-learn's products: float64 when X or the weights are float64
+        dtype = np.result_type(getattr(X, "dtype", np.float64), self.coefs_[0].dtype)
+        flat = network.pack(self.coefs_, self.intercepts_, dtype)
         if getattr(self, "device", "cpu") == "cuda":
             from . import _cuda
 

@@ -960,7 +960,10 @@ def load(path):
     shapes of the network the parameters describe (``n_features_in_``,
     ``hidden_layer_sizes``, ``activation``, ``maxout_pieces``, ``n_outputs_``),
     a float dtype and finite values; and that the solver state, the label
-    binarizer and the random generator's state are consistent.
+    binarizer and the random generator's state are consistent. A file of an
+    older format version is first upgraded, step by step, to what this
+    version writes; a newer one is refused with a message naming both
+    versions.
 
     Parameters
     ----------

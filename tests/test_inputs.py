@@ -821,3 +821,28 @@ def test_fuzz_classifier_labels(data, n_samples, n_classes, sparse):
     assert set(clf.predict(Xin)) <= set(np.unique(y))
     sk = sknn.MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(Xin, y)
     assert_allclose(proba, sk.predict_proba(Xin), rtol=1e-6, atol=1e-10)
+
+
+def test_dtypes_follow_scikit_learn_when_the_model_and_the_data_differ():
+    # a float32 model predicts float64 data in float64; a fitted model keeps
+    # its dtype through warm_start and partial_fit (scikit-learn 1.9 alike)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for cls in (fastbp.MLPClassifier, SkMLPClassifier):
+            small = cls(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X.astype(np.float32), y)
+            assert small.predict_proba(X).dtype == np.float64
+            assert small.predict_proba(X.astype(np.float32)).dtype == np.float32
+            warm = cls(hidden_layer_sizes=(4,), max_iter=5, random_state=0, warm_start=True).fit(X, y)
+            warm.fit(X.astype(np.float32), y)
+            assert warm.coefs_[0].dtype == np.float64
+            online = cls(hidden_layer_sizes=(4,), random_state=0).partial_fit(X.astype(np.float32), y, classes=[0, 1])
+            online.partial_fit(X, y)
+            assert online.coefs_[0].dtype == np.float32

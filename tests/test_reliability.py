@@ -226,6 +226,26 @@ def test_divergence_in_first_iteration_of_warm_start_keeps_the_fitted_weights():
         assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("warm", [False, True])
+def test_divergence_restores_loss_with_the_weights(warm):
+    # loss_ goes back with the curves: never the loss of an iteration the
+    # curves no longer hold (the probe found 3.6e300 left in loss_)
+    X, y = _regression(1.0)
+    est = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=1e-3, max_iter=3, random_state=0)
+    if warm:
+        est.fit(X, y)
+        loss, curve, t = est.loss_, list(est.loss_curve_), est.t_
+    est.set_params(warm_start=warm, learning_rate_init=1e6, max_iter=20)
+    with pytest.raises(TrainingDiverged):
+        est.fit(X * 1e150, y * 1e150)
+    if warm:
+        assert (est.loss_, est.loss_curve_, est.t_) == (loss, curve, t)
+    elif est.loss_curve_:
+        assert est.loss_ == est.loss_curve_[-1]
+    else:
+        assert not hasattr(est, "loss_")
+
+
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 def test_divergence_in_partial_fit_restores_the_call_start(solver):
     # the call's start is held by reference (the fit trains on copies): the
@@ -539,3 +559,29 @@ def test_an_unknown_code_inside_a_kernel_computes_nan_not_a_real_branch(codes):
     assert np.isnan(flat).any()
     if "solver" not in codes:
         assert np.isnan(total)
+
+
+@pytest.mark.parametrize(
+    "first, then, y_then, match",
+    [
+        ({}, {}, "two", "y has 2 output column.* fitted with 1"),
+        ({}, {"early_stopping": True}, "one", "early_stopping=True cannot continue .* early_stopping=False"),
+        ({"early_stopping": True}, {"early_stopping": False}, "one", "early_stopping=False cannot continue"),
+    ],
+    ids=["outputs", "early-stopping-on", "early-stopping-off"],
+)
+def test_a_warm_start_that_cannot_continue_says_why_and_changes_nothing(first, then, y_then, match):
+    # scikit-learn fails here with a matmul shape error or an AttributeError
+    # from inside its loop, after it changed the estimator
+    X, y = _regression(1.0)
+    est = MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0, warm_start=True, **first)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    before = {k: (v.copy() if isinstance(v, list) else v) for k, v in vars(est).items() if k.endswith("_")}
+    coefs = [c.copy() for c in est.coefs_]
+    est.set_params(**then)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, np.c_[y, -y] if y_then == "two" else y)
+    assert all(np.array_equal(a, b) for a, b in zip(coefs, est.coefs_))
+    assert est.loss_curve_ == before["loss_curve_"] and est.n_iter_ == before["n_iter_"]
