@@ -641,6 +641,8 @@ def fit_dask(est, X, y, sample_weight, incremental, X_val, y_val, sample_weight_
         )
     first_pass = not hasattr(est, "coefs_") or (not est.warm_start and not incremental)
     X, y, sample_weight, dtype = _validate_dask_input(est, X, y, sample_weight, reset=first_pass)
+    if not first_pass:
+        dtype = est.coefs_[0].dtype  # a fitted model keeps its dtype (as in memory)
     n_samples, n_features = X.shape
     classifier = is_classifier(est)
 

@@ -178,6 +178,8 @@ def test_partial_fit_and_validation_data(client, regression):
     model.partial_fit(Xd, yd)
     model.partial_fit(Xd, yd)  # one epoch over the blocks per call
     assert model.t_ == 2 * X.shape[0]
+    model.partial_fit(Xd.astype(np.float32), yd)
+    assert model.coefs_[0].dtype == np.float64  # a fitted model keeps its dtype
     stopped = _quiet_fit(
         MLPRegressor(hidden_layer_sizes=(8,), learning_rate_init=0.01, early_stopping=True, max_iter=30,
                      random_state=0),
