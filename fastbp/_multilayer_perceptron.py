@@ -633,7 +633,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             )
         if self.solver != "lbfgs" and not hasattr(self, "loss_curve_"):
             raise ValueError(f"solver={self.solver!r} cannot continue a model fitted with solver='lbfgs'.")
-        if self.solver != "lbfgs" and self.early_stopping != (getattr(self, "validation_scores_", None) is not None):
+        if self.early_stopping:
+            records = ("validation_scores_", "best_validation_score_")
+        else:
+            records = ("best_loss_",)
+        if self.solver != "lbfgs" and any(getattr(self, name, None) is None for name in records):
             raise ValueError(
                 f"early_stopping={self.early_stopping} cannot continue a model fitted with "
                 f"early_stopping={not self.early_stopping} (its best-loss or validation records do not exist); "

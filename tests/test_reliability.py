@@ -585,3 +585,15 @@ def test_a_warm_start_that_cannot_continue_says_why_and_changes_nothing(first, t
         est.fit(X, np.c_[y, -y] if y_then == "two" else y)
     assert all(np.array_equal(a, b) for a, b in zip(coefs, est.coefs_))
     assert est.loss_curve_ == before["loss_curve_"] and est.n_iter_ == before["n_iter_"]
+
+
+def test_a_warm_start_after_a_fit_with_validation_data_continues():
+    # validation data without early stopping records validation scores but
+    # follows the training loss: continuing it is allowed
+    X, y = _regression(1.0)
+    est = MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y, X_val=X[:20], y_val=y[:20])
+        est.fit(X, y)
+    assert len(est.loss_curve_) == 6
