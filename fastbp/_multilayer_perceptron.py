@@ -618,30 +618,30 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         """Raise ValueError (before anything changes) when a warm start or
         partial_fit cannot continue the fitted model with ``network`` and the
         current parameters."""
+        start_over = "fit with warm_start=False to start over"
         fitted = [c.shape for c in self.coefs_]
         wanted = [(int(a), int(b)) for a, b in zip(network.units[:-1], network.cols)]
-        if fitted[:-1] == wanted[:-1] and fitted[-1][0] == wanted[-1][0] and fitted[-1] != wanted[-1]:
+        if fitted[:-1] + [fitted[-1][0]] == wanted[:-1] + [wanted[-1][0]] and fitted != wanted:
             raise ValueError(
-                f"y has {int(network.units[-1])} output column(s) but the model was fitted with "
-                f"{fitted[-1][1]}; warm_start and partial_fit continue the same network "
-                "(fit with warm_start=False to start over)."
+                f"y has {wanted[-1][1]} output column(s) but the model was fitted with {fitted[-1][1]}; "
+                f"warm_start and partial_fit continue the same network ({start_over})."
             )
         if fitted != wanted:
             raise ValueError(
                 "the network changed since the last fit (hidden_layer_sizes, activation or maxout_pieces); "
-                "warm_start and partial_fit continue the same network (fit with warm_start=False to start over)."
+                f"warm_start and partial_fit continue the same network ({start_over})."
             )
-        if self.solver != "lbfgs" and not hasattr(self, "loss_curve_"):
+        if self.solver == "lbfgs":
+            return
+        if not hasattr(self, "loss_curve_"):
             raise ValueError(f"solver={self.solver!r} cannot continue a model fitted with solver='lbfgs'.")
-        if self.early_stopping:
-            records = ("validation_scores_", "best_validation_score_")
-        else:
-            records = ("best_loss_",)
-        if self.solver != "lbfgs" and any(getattr(self, name, None) is None for name in records):
+        # the records the stopping rule reads
+        records = ("validation_scores_", "best_validation_score_") if self.early_stopping else ("best_loss_",)
+        if any(getattr(self, name, None) is None for name in records):
             raise ValueError(
                 f"early_stopping={self.early_stopping} cannot continue a model fitted with "
                 f"early_stopping={not self.early_stopping} (its best-loss or validation records do not exist); "
-                "fit with warm_start=False to start over."
+                f"{start_over}."
             )
 
     def _restore(self, snapshot):
@@ -858,7 +858,9 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             flat[:] = x0 if best["x"] is None else best["x"]
             self.loss_ = np.nan if best["x"] is None else best["loss"]
             restored = 0 if best["x"] is None else None
-            error = TrainingDiverged(_divergence_message(self, opt_res.fun, self.n_iter_ + 1, _last_finite_kept(restored)))
+            error = TrainingDiverged(
+                _divergence_message(self, opt_res.fun, self.n_iter_ + 1, _last_finite_kept(restored))
+            )
             error._fastbp_state_kept = True
             raise error
 
