@@ -45,7 +45,7 @@ class build_py_with_kernels(build_py):
         # from a clone imports the package from the tree, whose sources are the wheel's. They are
         # loaded only while the digest of the sources still matches (an edit makes them unused).
         tree = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastbp")
-        if os.path.isfile(os.path.join(tree, "_cache_loading.py")) and os.access(tree, os.W_OK):
+        if os.path.isfile(os.path.join(tree, "kernels", "cache.py")) and os.access(tree, os.W_OK):
             shutil.rmtree(os.path.join(tree, "_prebuilt"), ignore_errors=True)
             shutil.copytree(into, os.path.join(tree, "_prebuilt"))
 

@@ -95,7 +95,7 @@ def _env(cache_dir, prebuilt=False):
 
 
 def _has_prebuilt():
-    code = "import json, fastbp._cache_loading as c; print(json.dumps(bool(c.prebuilt_targets())))"
+    code = "import json, fastbp.kernels.cache as c; print(json.dumps(bool(c.prebuilt_targets())))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env("", prebuilt=True))
     return proc.returncode == 0 and json.loads(proc.stdout.strip().splitlines()[-1])
 

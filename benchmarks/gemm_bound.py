@@ -2,7 +2,7 @@
 
 For one epoch of a workload this runs exactly the matrix products of fastbp's threaded
 (data-parallel) epoch: every batch split into one contiguous row block per thread, each thread
-multiplying its block with single-threaded BLAS through ``fastbp._blas.gemm`` (forward
+multiplying its block with single-threaded BLAS through ``fastbp.blas.gemm`` (forward
 ``x W``, weight gradients ``x.T delta``, delta recursion ``delta W.T``), with the same shapes,
 the same split of small products and the same thread count, on buffers of the right sizes. It
 leaves out everything else an epoch does (gather, activations, loss, bias gradients, the
@@ -38,7 +38,7 @@ def _kernels():
     """The two product-only epochs, compiled on first call (not cached: a benchmark tool)."""
     from numba import njit, prange
 
-    from fastbp._blas import gemm
+    from fastbp.kernels.blas import gemm
 
     @njit
     def block_products(rows, weights, xs, zs, grads, dacts, split_work):
@@ -89,7 +89,7 @@ def gemm_bound(workload, dtype="float32", n_jobs=None, repeats=7):
     cores, as fastbp's default): ``{"data parallel": [...], "whole batches, BLAS threads": [...]}``."""
     from numba.typed import List
 
-    from fastbp import _engine
+    from fastbp.engine import cpu as _engine
 
     w = WORKLOADS[workload] if isinstance(workload, str) else workload
     sizes = w.layer_sizes

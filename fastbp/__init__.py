@@ -4,9 +4,9 @@ Drop-in replacements for scikit-learn's ``MLPClassifier`` and ``MLPRegressor``,
 and the algorithm itself as functions: :func:`forward` and :func:`backprop`.
 """
 
-from ._functional import BackpropResult, backprop, forward, gradcheck
-from ._multilayer_perceptron import MLPClassifier, MLPRegressor, TrainingDiverged
-from ._persistence import load, save
+from .functional import BackpropResult, backprop, forward, gradcheck
+from .estimators import MLPClassifier, MLPRegressor, TrainingDiverged
+from .persistence import load, save
 from ._shutdown import install as _install_shutdown_hook
 from ._version import __version__
 

@@ -2,7 +2,7 @@
 
 A kernel is compiled the first time a fit or a prediction needs it and then
 loaded from Numba's on-disk cache (keyed on fastbp's sources, the versions and
-this CPU: see ``_cache_loading``). The warmup runs tiny fits that take every
+this CPU: see ``kernels.cache``). The warmup runs tiny fits that take every
 path a group of uses takes, so that container images, CI jobs and fresh virtual
 environments pay the compilation once, ahead of time, instead of in a user's
 first fit. The kernels' signatures depend on the dtype and the entry point, not
@@ -28,7 +28,7 @@ for a CPU it does not run on) and each dtype, a process with ``NUMBA_CPU_NAME``
 set to the baseline (only in that process: it changes the code of every Numba
 library there) compiles the default paths into a fresh cache, whose entries are
 then copied to ``DIR/<baseline>/`` with a ``manifest.json`` naming the sources'
-digest and the versions (see ``_cache_loading``).
+digest and the versions (see ``kernels.cache``).
 """
 
 from __future__ import annotations
@@ -138,9 +138,17 @@ class _Progress:
 def _kernel_dispatchers():
     from numba.core.registry import CPUDispatcher
 
-    from . import _blas, _kernels
+    import importlib
 
-    return [v for m in (_kernels, _blas) for v in vars(m).values() if isinstance(v, CPUDispatcher)]
+    from .kernels.cache import KERNEL_MODULES
+
+    found = {}
+    for name in KERNEL_MODULES:
+        module = importlib.import_module(f"{__package__}.kernels.{name}")
+        for value in vars(module).values():
+            if isinstance(value, CPUDispatcher):
+                found.setdefault(id(value), value)  # a kernel imported by another module counts once
+    return list(found.values())
 
 
 def _compiled_and_loaded():
@@ -205,7 +213,7 @@ def _parse(argv):
     if not dtypes or unknown:
         parser.error(f"--dtypes: expected a comma list of {', '.join(DTYPES)}, got {args.dtypes!r}")
     args.dtypes = list(dict.fromkeys(dtypes))
-    from ._cache_loading import BASELINES
+    from .kernels.cache import BASELINES
 
     targets = [t.strip() for t in (args.targets or "x86-64-v3,x86-64-v4").split(",") if t.strip()]
     if (args.targets is not None or args.reuse is not None) and args.prebuild is None:
@@ -244,7 +252,7 @@ def _copy_prebuilt(source, into, targets):
 
 def _reusable(folder, targets, dtypes):
     """Whether ``folder`` holds a finished prebuild of these targets and dtypes for these sources."""
-    from ._cache_loading import PREBUILT_MANIFEST, kernel_sources_digest
+    from .kernels.cache import PREBUILT_MANIFEST, kernel_sources_digest
 
     for target in targets:
         try:
@@ -266,7 +274,7 @@ def prebuild(into, targets, dtypes, jobs, stream, reuse=None):
     ``pip install`` of the same tree builds nothing), and a new build leaves a
     copy there.
     """
-    from ._cache_loading import PREBUILT_MANIFEST, kernel_sources_digest, kernel_versions
+    from .kernels.cache import PREBUILT_MANIFEST, kernel_sources_digest, kernel_versions
 
     tic = time.perf_counter()
     if reuse is not None:
@@ -360,7 +368,7 @@ def main(argv=None):
     finally:
         if out is not sys.stderr:
             out.close()
-    from ._cache_loading import cache_location
+    from .kernels.cache import cache_location
 
     print(
         f"fastbp warmup: {args.paths} paths, {', '.join(args.dtypes)}: {compiled} kernel signatures compiled, "

@@ -211,7 +211,7 @@ def test_gradcheck_detects_a_kink():
 def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
     """gradcheck compares against backprop's gradient: a gradient that is off by
     1e-4 (relative) in one entry must be reported."""
-    import fastbp._functional as functional
+    import fastbp.functional as functional
 
     pair = ("softmax", "log_loss")
     coefs, intercepts, X, Y, _ = make_problem(80, "tanh", pair)

@@ -1,13 +1,14 @@
-"""The kernels' BLAS product (fastbp._blas.gemm): plain loops, one BLAS call, or
+"""The kernels' BLAS product (fastbp.blas.gemm): plain loops, one BLAS call, or
 two on halves of C's rows (the split chosen for OpenBLAS's small-matrix kernel)."""
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from fastbp import MLPClassifier, _engine
-from fastbp._blas import gemm
-from fastbp._config import SPLIT_GEMM_WORK
+from fastbp import MLPClassifier
+from fastbp.engine import cpu as _engine
+from fastbp.kernels.blas import gemm
+from fastbp.kernels.config import SPLIT_GEMM_WORK
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -65,8 +66,8 @@ def test_training_with_split_products_matches_unsplit(monkeypatch):
 def test_gather_rows_with_prefetch_matches_fancy_indexing(dtype, layout, m):
     # the gather requests rows GATHER_AHEAD ahead before copying: batches shorter
     # and longer than that, rows anywhere in X (first, last), every layout
-    from fastbp._config import GATHER_AHEAD
-    from fastbp._kernels import gather_rows
+    from fastbp.kernels.config import GATHER_AHEAD
+    from fastbp.kernels import gather_rows
 
     assert 1 < GATHER_AHEAD < 40
     rng = np.random.default_rng(m)
@@ -86,7 +87,7 @@ def test_gather_rows_with_prefetch_matches_fancy_indexing(dtype, layout, m):
 def test_prefetch_compiles_for_any_array_and_has_no_effect():
     from numba import njit
 
-    from fastbp._blas import prefetch
+    from fastbp.kernels.blas import prefetch
 
     @njit(cache=False)
     def touch(a, b, i):

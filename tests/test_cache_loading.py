@@ -1,4 +1,4 @@
-"""Kernels load from Numba's cache without Numba's compiler set-up (fastbp/_cache_loading.py)."""
+"""Kernels load from Numba's cache without Numba's compiler set-up (fastbp/kernels/cache.py)."""
 
 import json
 import os
@@ -8,10 +8,10 @@ import textwrap
 
 import numpy as np
 from numba.core.caching import FunctionCache
-from numba.core.registry import CPUDispatcher
 
-from fastbp import _blas, _kernels
-from fastbp._cache_loading import RuntimeOnlyCache, load_without_compiler_setup
+from fastbp import _warmup
+from fastbp.kernels import epochs
+from fastbp.kernels.cache import RuntimeOnlyCache, load_without_compiler_setup
 
 # A fresh process: counts Numba's target-context refreshes (the compiler's
 # set-up) and the cache's hits while it runs fastbp's forward pass.
@@ -27,7 +27,7 @@ def counting_refresh(self):
 base.BaseContext.refresh = counting_refresh
 
 import fastbp
-from fastbp import _kernels
+from fastbp.kernels import epochs
 rng = np.random.default_rng(0)
 coefs = [rng.standard_normal((5, 7)), rng.standard_normal((7, 3))]
 intercepts = [rng.standard_normal(7), rng.standard_normal(3)]
@@ -35,8 +35,8 @@ X = rng.standard_normal((11, 5))
 out = fastbp.forward(coefs, intercepts, X, activation="tanh", out_activation="softmax")[-1]
 print(json.dumps({
     "refreshes": len(refreshes),
-    "hits": sum(_kernels.predict.stats.cache_hits.values()),
-    "misses": sum(_kernels.predict.stats.cache_misses.values()),
+    "hits": sum(epochs.predict.stats.cache_hits.values()),
+    "misses": sum(epochs.predict.stats.cache_misses.values()),
     "out": out.tolist(),
 }))
 """
@@ -52,9 +52,7 @@ def _child(cache_dir):
 
 
 def test_every_cached_kernel_has_the_runtime_only_cache():
-    dispatchers = [
-        value for module in (_kernels, _blas) for value in vars(module).values() if isinstance(value, CPUDispatcher)
-    ]
+    dispatchers = _warmup._kernel_dispatchers()  # every kernel module's
     assert len(dispatchers) > 40
     for dispatcher in dispatchers:
         assert type(dispatcher._cache) is RuntimeOnlyCache, dispatcher.py_func.__name__
@@ -62,9 +60,9 @@ def test_every_cached_kernel_has_the_runtime_only_cache():
 
 def test_only_numbas_own_function_caches_are_changed():
     class Other:
-        _cache = FunctionCache(_kernels.predict.py_func)
+        _cache = FunctionCache(epochs.predict.py_func)
 
-    namespace = {"other": Other(), "plain": 1, "kernel": _kernels.predict}
+    namespace = {"other": Other(), "plain": 1, "kernel": epochs.predict}
     assert load_without_compiler_setup(namespace) == 0  # predict is already changed
     assert type(Other._cache) is FunctionCache
 

@@ -29,8 +29,9 @@ if not SIMULATOR:
         pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 or an NVIDIA GPU", allow_module_level=True)
 
 import fastbp  # noqa: E402
-from fastbp import _engine, _kernels  # noqa: E402
-from fastbp._codes import (  # noqa: E402
+from fastbp.engine import cpu as _engine  # noqa: E402
+from fastbp.kernels import activations  # noqa: E402
+from fastbp.kernels.codes import (  # noqa: E402
     ACT_MAXOUT,
     ACT_SOFTMAX,
     HIDDEN_ACTIVATIONS,
@@ -40,7 +41,7 @@ from fastbp._codes import (  # noqa: E402
     OUTPUT_ACTIVATIONS,
     STOCHASTIC_SOLVERS,
 )
-from fastbp._functional import make_network  # noqa: E402
+from fastbp.engine.network import make_network  # noqa: E402
 
 from . import naive  # noqa: E402
 
@@ -207,7 +208,7 @@ def test_dropout_uniforms_are_the_cpus(K):
     for seed, batch, start, layer in ((0, 0, 0, 0), (123456789, 17, 40, 2), (2**31 - 1, 3, 7, 1)):
         out = cuda.device_array(m * k)
         _uniforms[K.grid_1d(m * k), K.THREADS](out, seed, batch, start, layer, m, k)
-        expected = [_kernels.dropout_uniform(seed, batch, start + i, layer, j) for i in range(m) for j in range(k)]
+        expected = [activations.dropout_uniform(seed, batch, start + i, layer, j) for i in range(m) for j in range(k)]
         assert_array_equal(out.copy_to_host(), expected)
 
 
@@ -222,8 +223,8 @@ def test_dropout_forward_and_backward_masks_are_the_cpus(K):
         pre, acts = _run_activation(K, code, z, bias, 4, pieces=pieces, rate=rate, seed=seed, batch=batch,
                                     start=start, layer=layer)
         cpu_pre, cpu_acts = z.copy(), np.empty((N, 4))
-        _kernels.bias_activation(cpu_pre, bias, cpu_acts, code, 0.01, pieces)
-        _kernels.apply_dropout(cpu_acts, rate, seed, batch, start, layer)
+        activations.bias_activation(cpu_pre, bias, cpu_acts, code, 0.01, pieces)
+        activations.apply_dropout(cpu_acts, rate, seed, batch, start, layer)
         assert_array_equal(acts == 0.0, cpu_acts == 0.0)
         assert (acts == 0.0).any() and (acts != 0.0).any()
         assert_allclose(acts, cpu_acts, rtol=1e-14, atol=1e-15)
@@ -231,7 +232,7 @@ def test_dropout_forward_and_backward_masks_are_the_cpus(K):
         deltas, scaled = _run_backprop_activation(K, code, pre, acts, dact, pieces=pieces, rate=rate, seed=seed,
                                                   batch=batch, start=start, layer=layer)
         cpu_dact, cpu_deltas = dact.copy(), np.empty_like(cpu_pre)
-        _kernels.backprop_activation(cpu_dact, cpu_pre, cpu_acts, cpu_deltas, code, 0.01, pieces, rate, seed, batch,
+        activations.backprop_activation(cpu_dact, cpu_pre, cpu_acts, cpu_deltas, code, 0.01, pieces, rate, seed, batch,
                                      start, layer)
         assert_array_equal(scaled == 0.0, cpu_dact == 0.0)
         assert_allclose(deltas, cpu_deltas, rtol=1e-13, atol=1e-15)

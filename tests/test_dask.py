@@ -23,7 +23,7 @@ distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
 
 from fastbp import MLPClassifier, MLPRegressor  # noqa: E402
-from fastbp._dask import is_dask_collection  # noqa: E402
+from fastbp.engine.dask import is_dask_collection  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CHUNK = 400  # 1500 rows: blocks of 400, 400, 400 and 300

@@ -1,7 +1,7 @@
 """Fits in worker processes: fork, spawn and forkserver children, after the
 parent fitted or not, with one or two threads, never hang and give the fits the
 same process gives (issue 20). A child forked after Numba's GNU OpenMP threads
-started runs its parallel kernels' work on one thread (fastbp/_engine.py)."""
+started runs its parallel kernels' work on one thread (fastbp/engine/cpu.py)."""
 
 import json
 import os
@@ -76,7 +76,7 @@ def test_a_child_forked_after_threads_started_runs_on_one_thread(tmp_path):
         import numpy as np
         warnings.simplefilter("ignore")
         import fastbp, numba
-        from fastbp import _engine
+        from fastbp.engine import cpu as _engine
         X = np.random.default_rng(0).standard_normal((300, 64)); y = (X[:, 0] > 0).astype(int)
         def fit(n_jobs):
             m = fastbp.MLPClassifier(hidden_layer_sizes=(130,), max_iter=2, random_state=0, n_jobs=n_jobs)

@@ -12,9 +12,11 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 
-from fastbp import MLPClassifier, MLPRegressor, _engine, _kernels
-from fastbp._codes import C_ADAM_STEP, C_BATCH, F_LEARNING_RATE, LOSS_LOG_LOSS, SOLVER_ADAM, SOLVER_SGD
-from fastbp._functional import make_network
+from fastbp import MLPClassifier, MLPRegressor
+from fastbp.engine import cpu as _engine
+from fastbp.kernels import epochs
+from fastbp.kernels.codes import C_ADAM_STEP, C_BATCH, F_LEARNING_RATE, LOSS_LOG_LOSS, SOLVER_ADAM, SOLVER_SGD
+from fastbp.functional import make_network
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +111,7 @@ def _steps(trainer, params, rows, first, stop, state_1, state_2, counters, share
     net, ws = trainer.network, trainer.ws
     trainer.fcfg[F_LEARNING_RATE] = learning_rate
     empty = params[:0]
-    return _kernels.train_epoch_rows(
+    return epochs.train_epoch_rows(
         *trainer.X.arrays(), trainer.Y, trainer.sw, rows, 1, first, stop, params, ws.grads_parts, state_1,
         state_2, counters, trainer.icfg, trainer.fcfg, *net.tables(), int(net.n_weights), *net.offsets(ws),
         *ws.part_buffers(), 0.0, empty if shared is None else shared, empty if snapshot is None else snapshot,
@@ -196,7 +198,7 @@ def test_sparse_rows_are_written_densely():
         params = w0.copy()
         state = (np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(2, np.int64))
         one.fcfg[F_LEARNING_RATE] = 0.05
-        loss = _kernels.train_epoch_rows(
+        loss = epochs.train_epoch_rows(
             *data_.arrays(), one.Y, one.sw, rows[::-1].copy(), 1, 0, 12, params, ws.grads_parts, *state,
             one.icfg, one.fcfg, *one.network.tables(), int(one.network.n_weights), *one.network.offsets(ws),
             *ws.part_buffers(), 0.0, params[:0], params[:0], 0,

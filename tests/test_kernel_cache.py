@@ -1,5 +1,5 @@
 """The on-disk kernel cache is keyed on every source a kernel compiles in
-(fastbp/_cache_loading.py): a change to any of them, or an in-place upgrade,
+(fastbp/kernels/cache.py): a change to any of them, or an in-place upgrade,
 never loads the old machine code."""
 
 import ast
@@ -18,7 +18,7 @@ import numpy as np
 from numba.core.registry import CPUDispatcher
 
 import fastbp
-from fastbp._cache_loading import KERNEL_SOURCES, kernel_sources_digest
+from fastbp.kernels.cache import KERNEL_SOURCES, kernel_sources_digest
 
 PACKAGE = Path(fastbp.__file__).parent
 
@@ -28,15 +28,15 @@ _CHILD = """
 import json
 import numpy as np
 import fastbp
-from fastbp import _kernels
+from fastbp.kernels import epochs
 rng = np.random.default_rng(0)
 coefs = [rng.standard_normal((5, 7)), rng.standard_normal((7, 3))]
 intercepts = [rng.standard_normal(7), rng.standard_normal(3)]
 X = rng.standard_normal((11, 5))
 out = fastbp.forward(coefs, intercepts, X, activation="relu", out_activation="identity")[-1]
 print(json.dumps({
-    "hits": sum(_kernels.predict.stats.cache_hits.values()),
-    "misses": sum(_kernels.predict.stats.cache_misses.values()),
+    "hits": sum(epochs.predict.stats.cache_hits.values()),
+    "misses": sum(epochs.predict.stats.cache_misses.values()),
     "out": out.tolist(),
     "relu": (np.maximum(X @ coefs[0] + intercepts[0], 0.0) @ coefs[1] + intercepts[1]).tolist(),
     "tanh": (np.tanh(X @ coefs[0] + intercepts[0]) @ coefs[1] + intercepts[1]).tolist(),
@@ -77,7 +77,7 @@ def test_changed_codes_recompile_the_kernel_and_train_the_new_meaning(tmp_path):
     again = _run(root, cache)  # unchanged sources: loaded
     assert again["hits"] >= 1 and again["misses"] == 0
     # swap the values of two activation codes in a file the kernels only import
-    codes = root / "fastbp" / "_codes.py"
+    codes = root / "fastbp" / "kernels" / "codes.py"
     _edit(codes, r"^ACT_TANH = 2$", "ACT_TANH = 3")
     _edit(codes, r"^ACT_RELU = 3$", "ACT_RELU = 2")
     swapped = _run(root, cache)
@@ -97,30 +97,42 @@ def test_an_in_place_upgrade_cannot_load_the_old_entries(tmp_path):
     assert upgraded["hits"] == 0 and upgraded["misses"] >= 1
     assert np.array_equal(upgraded["out"], old["out"])
     # and one that changes a tunable in a module the kernels import (not the kernels' own file)
-    _edit(root / "fastbp" / "_config.py", r"^CHUNK_ROWS = 4096$", "CHUNK_ROWS = 4095")
+    _edit(root / "fastbp" / "kernels" / "config.py", r"^CHUNK_ROWS = 4096$", "CHUNK_ROWS = 4095")
     tuned = _run(root, cache)
     assert tuned["hits"] == 0 and tuned["misses"] >= 1
     assert np.array_equal(tuned["out"], old["out"])
 
 
-def _fastbp_imports(module_name):
-    """The fastbp modules that ``fastbp.<module_name>`` imports (relative or absolute)."""
-    tree = ast.parse((PACKAGE / f"{module_name}.py").read_text())
+def _source_name(dotted):
+    """``fastbp.kernels.codes`` -> ``kernels/codes`` (a package -> its ``__init__``), as in KERNEL_SOURCES."""
+    path = PACKAGE.joinpath(*dotted.split(".")[1:])
+    return "/".join(dotted.split(".")[1:] + (["__init__"] if path.is_dir() else []))
+
+
+def _fastbp_imports(source_name):
+    """The fastbp modules (KERNEL_SOURCES names) that ``fastbp/<source_name>.py`` imports."""
+    tree = ast.parse((PACKAGE / f"{source_name}.py").read_text())
+    package = ["fastbp"] + source_name.split("/")[:-1]
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module:
-                found.add(node.module.split(".")[0])
-            elif node.level == 1:
-                found.update(alias.name for alias in node.names)
-            elif node.level == 0 and node.module and node.module.split(".")[0] == "fastbp":
-                parts = node.module.split(".")
-                found.update([parts[1]] if len(parts) > 1 else [alias.name for alias in node.names])
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                module = base + (node.module.split(".") if node.module else [])
+            else:
+                module = node.module.split(".")
+            if module[0] != "fastbp":
+                continue
+            for alias in node.names:  # ``from . import name``: a module, or a name of the package
+                candidate = module + [alias.name]
+                if PACKAGE.joinpath(*candidate[1:]).with_suffix(".py").is_file():
+                    found.add(_source_name(".".join(candidate)))
+                else:
+                    found.add(_source_name(".".join(module)))
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                parts = alias.name.split(".")
-                if parts[0] == "fastbp" and len(parts) > 1:
-                    found.add(parts[1])
+                if alias.name.split(".")[0] == "fastbp":
+                    found.add(_source_name(alias.name))
     return found
 
 
@@ -138,7 +150,7 @@ def test_every_cpu_kernel_is_defined_in_a_kernel_source():
         module = importlib.import_module(info.name)
         for value in vars(module).values():
             if isinstance(value, CPUDispatcher):
-                defined_in = value.py_func.__module__.split(".")[-1]
+                defined_in = _source_name(value.py_func.__module__)
                 assert defined_in in KERNEL_SOURCES, value.py_func.__qualname__
 
 
@@ -150,11 +162,11 @@ def test_the_digest_covers_the_versions_and_is_stable():
 
 _CALLEE_FIRST = """
 import numpy as np
-from fastbp import _kernels
+from fastbp.kernels import activations
 if {callee_first}:
-    print(_kernels.dropout_uniform(1, 2, 3, 4, 5))  # the callee's entry point made from Python first
+    print(activations.dropout_uniform(1, 2, 3, 4, 5))  # the callee's entry point made from Python first
 a = np.arange(1.0, 43.0).reshape(6, 7)
-_kernels.apply_dropout(a, 0.4, 99, 5, 3, 1)  # then a caller compiled after it
+activations.apply_dropout(a, 0.4, 99, 5, 3, 1)  # then a caller compiled after it
 print(repr(a.tolist()))
 """
 

@@ -23,7 +23,7 @@ from sklearn.preprocessing import LabelBinarizer
 
 import fastbp
 from fastbp import MLPClassifier, MLPRegressor
-from fastbp._optimizers import OptimizerState
+from fastbp.solvers.state import OptimizerState
 
 HEADER = "__fastbp__"
 
@@ -657,7 +657,7 @@ def _saved_data():
 
 
 def test_every_format_version_has_saved_files_and_an_upgrade_step():
-    from fastbp._persistence import _UPGRADES, FORMAT_VERSION
+    from fastbp.persistence import _UPGRADES, FORMAT_VERSION
 
     assert SAVED_VERSIONS == list(range(1, FORMAT_VERSION + 1))
     assert sorted(_UPGRADES) == list(range(1, FORMAT_VERSION))
@@ -698,7 +698,7 @@ def test_files_saved_by_earlier_versions_load_and_predict_as_saved(version):
 
 
 def test_an_older_format_version_goes_through_each_upgrade_step(monkeypatch):
-    from fastbp import _persistence
+    from fastbp import persistence as _persistence
 
     calls = []
 
@@ -713,7 +713,7 @@ def test_an_older_format_version_goes_through_each_upgrade_step(monkeypatch):
 
 
 def test_an_older_format_version_without_an_upgrade_step_is_refused_by_name(monkeypatch):
-    from fastbp import _persistence
+    from fastbp import persistence as _persistence
 
     monkeypatch.setattr(_persistence, "FORMAT_VERSION", 2)
     monkeypatch.setattr(_persistence, "_UPGRADES", {})

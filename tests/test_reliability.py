@@ -19,7 +19,8 @@ import pytest
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
-from fastbp import MLPClassifier, MLPRegressor, _engine
+from fastbp import MLPClassifier, MLPRegressor
+from fastbp.engine import cpu as _engine
 from fastbp import TrainingDiverged
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -437,10 +438,10 @@ def test_memmap_is_read_in_place(tmp_path, dtype):
 FRESH_SCRIPT = textwrap.dedent(
     """
     import hashlib, warnings, numpy as np, fastbp
-    from fastbp import _engine
-    from fastbp._codes import LOSS_LOG_LOSS
-    from fastbp._functional import make_network
-    from fastbp._optimizers import STOCHASTIC_SOLVERS
+    from fastbp.engine import cpu as _engine
+    from fastbp.kernels.codes import LOSS_LOG_LOSS
+    from fastbp.engine.network import make_network
+    from fastbp.solvers.state import STOCHASTIC_SOLVERS
     warnings.simplefilter("ignore")
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, 12)); y = rng.integers(0, 3, 300)
@@ -502,7 +503,7 @@ def test_unknown_codes_never_reach_a_kernel(make):
 
 
 def test_every_registered_code_passes_the_boundary():
-    from fastbp._codes import HIDDEN_ACTIVATIONS, LOSS_PAIRS, OUTPUT_ACTIVATIONS, STOCHASTIC_SOLVERS
+    from fastbp.kernels.codes import HIDDEN_ACTIVATIONS, LOSS_PAIRS, OUTPUT_ACTIVATIONS, STOCHASTIC_SOLVERS
 
     for loss in set(LOSS_PAIRS.values()):
         for solver in STOCHASTIC_SOLVERS.values():
@@ -515,7 +516,7 @@ def test_every_registered_code_passes_the_boundary():
 def _epoch_with_codes(hidden=None, output=None, loss=None, solver=None):
     """One compiled epoch of a tiny network whose codes were changed after the
     engine's checks (as a mistake inside fastbp could); (loss, weights, outputs)."""
-    from fastbp._codes import (
+    from fastbp.kernels.codes import (
         ACT_RELU, ACT_SOFTMAX, I_LOSS, I_SOLVER, LAYER_ACTIVATION, LOSS_LOG_LOSS, N_COUNTERS, SOLVER_SGD,
     )
 

@@ -15,7 +15,7 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
-import fastbp._optimizers
+import fastbp.solvers.state
 from fastbp import MLPClassifier, MLPRegressor
 
 from . import naive
@@ -157,7 +157,7 @@ def test_lm_needs_squared_error_classifier(multiclass_data):
 
 def test_lm_jacobian_too_large_raises(monkeypatch, regression_data):
     X, y = regression_data
-    monkeypatch.setattr(fastbp._optimizers, "available_memory_bytes", lambda: 10_000)
+    monkeypatch.setattr(fastbp.solvers.state, "available_memory_bytes", lambda: 10_000)
     reg = MLPRegressor(hidden_layer_sizes=(20,), solver="lm", max_iter=5)
     with pytest.raises(ValueError, match="(?i)jacobian"):
         reg.fit(X, y)
@@ -513,13 +513,15 @@ class _VirtualClock:
 def test_max_time_stops_a_long_fit_at_its_first_reading_past_the_deadline(monkeypatch, solver):
     """max_time is checked inside an epoch (every chunk of batches) and inside a
     full-batch pass: a fit that would run 10,000 epochs stops within the first."""
-    from fastbp import _engine, _multilayer_perceptron
+    from fastbp.engine import cpu as _engine
+    from fastbp.estimators import _base, solving
 
     rng = np.random.RandomState(0)
     X, y = rng.normal(size=(2000, 5)), rng.normal(size=2000)
     _fit_quietly(MLPRegressor(hidden_layer_sizes=(4, 3), solver=solver, max_iter=2, random_state=0), X, y)
     clock = _VirtualClock()
-    monkeypatch.setattr(_multilayer_perceptron, "time", clock)
+    monkeypatch.setattr(_base, "time", clock)
+    monkeypatch.setattr(solving, "time", clock)
     monkeypatch.setattr(_engine, "time", clock)
     reg = MLPRegressor(hidden_layer_sizes=(4, 3), solver=solver, max_iter=10_000, tol=0.0, max_time=12,
                        random_state=0)
@@ -538,9 +540,9 @@ def test_max_time_stops_a_long_fit_at_its_first_reading_past_the_deadline(monkey
 def test_adam_step_size_is_scikit_learns_at_every_step(beta_1, beta_2):
     # the kernels skip the power in 1 - beta ** t once it is exactly 1: the
     # learning rate must stay scikit-learn's to the bit at every step
-    from fastbp._codes import C_ADAM_STEP, F_BETA_1, F_BETA_2, F_LEARNING_RATE, I_SOLVER, N_COUNTERS, SOLVER_ADAM
-    from fastbp._engine import make_config
-    from fastbp._kernels import step_size
+    from fastbp.kernels.codes import C_ADAM_STEP, F_BETA_1, F_BETA_2, F_LEARNING_RATE, I_SOLVER, N_COUNTERS, SOLVER_ADAM
+    from fastbp.engine.cpu import make_config
+    from fastbp.kernels import step_size
 
     icfg, fcfg = make_config()
     icfg[I_SOLVER] = SOLVER_ADAM

@@ -645,7 +645,7 @@ def test_partial_fit_reuses_its_workspace_and_gives_the_same_weights(n_jobs, spa
 
     import scipy.sparse as sp
 
-    from fastbp import _multilayer_perceptron as mlp
+    from fastbp.estimators import solving as mlp
 
     X, y = make_classification(n_samples=300, n_features=12, n_classes=3, n_informative=6, random_state=0)
     X = sp.csr_matrix(np.where(np.abs(X) > 1.0, X, 0.0)) if sparse else X
@@ -692,7 +692,7 @@ def test_partial_fit_copies_into_the_arrays_of_two_calls_ago_when_nothing_holds_
     # each partial_fit trains on copies of the parameters and the optimizer's
     # buffers; they go into the arrays the previous call started from when no
     # view, name or container holds those any more, else into new ones
-    from fastbp import _multilayer_perceptron as mlp
+    from fastbp.estimators import solving as mlp
 
     X, y = make_classification(n_samples=200, n_features=10, n_classes=3, n_informative=6, random_state=0)
     params = dict(hidden_layer_sizes=(16,), batch_size=32, random_state=0, solver=solver, momentum=0.9)
@@ -750,7 +750,7 @@ def test_partial_fit_copies_into_the_arrays_of_two_calls_ago_when_nothing_holds_
 
 
 def test_take_spare_refuses_arrays_held_elsewhere():
-    from fastbp._multilayer_perceptron import _take_spare
+    from fastbp.estimators.solving import _take_spare
 
     def taken(make, shape=(6,), dtype=np.float64):
         # the dict holds the array ``make`` returns; plain statements, as
@@ -788,8 +788,8 @@ def test_partial_fit_sizes_its_first_kernel_call_from_the_last_call(monkeypatch,
     # a fresh epoch times one batch; a partial_fit that gets its buffers back
     # starts from the previous call's timing (a Hogwild! epoch then starts its
     # threads once); the weights do not depend on how the epoch is cut
-    from fastbp import _engine
-    from fastbp import _multilayer_perceptron as mlp
+    from fastbp.engine import cpu as _engine
+    from fastbp.estimators import solving as mlp
 
     calls = []
     original = _engine.Trainer.train_epoch

@@ -1,5 +1,5 @@
 """``python -m fastbp warmup`` and the wheel's prebuilt kernels (fastbp/_warmup.py,
-fastbp/_cache_loading.py): built ahead of time, loaded only when they match the host
+fastbp/kernels/cache.py): built ahead of time, loaded only when they match the host
 CPU, the sources and the versions, with one line saying why otherwise."""
 
 import json
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import _cache_loading, _warmup
+from fastbp import _warmup
+from fastbp.kernels import cache as _cache_loading
 
 PACKAGE = Path(fastbp.__file__).parent
 
@@ -24,7 +25,7 @@ _CHILD = """
 import json
 import numpy as np
 import fastbp
-from fastbp import _kernels, _warmup
+from fastbp import _warmup
 rng = np.random.default_rng(0)
 X = rng.standard_normal((40, 5)).astype({dtype})
 y = np.arange(40) % 3

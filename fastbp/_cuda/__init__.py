@@ -1,10 +1,10 @@
 """fastbp on NVIDIA GPUs: the CUDA twin of the CPU engine, with numba-cuda.
 
 Importing this package imports NOTHING from CUDA: ``numba.cuda`` is imported
-by :func:`require_cuda` / :func:`cuda_available`, and by the names below on
-their first use (they come from ``fastbp._cuda.engine``, loaded lazily). The
-estimators and ``fastbp.forward`` / ``fastbp.backprop`` import this package
-only for ``device='cuda'``; ``import fastbp`` and ``device='cpu'`` never touch
+by :func:`require_cuda` / :func:`cuda_available`, and by the CUDA kernels
+(``fastbp._cuda.kernels``) that the CUDA trainer (``fastbp.engine.cuda``,
+reached through :func:`fastbp.engine.cuda_engine`) imports. The estimators and
+``fastbp.forward`` / ``fastbp.backprop`` reach it only for ``device='cuda'``; ``import fastbp`` and ``device='cpu'`` never touch
 CUDA.
 
 Requirements: an NVIDIA GPU with a working driver and the numba-cuda package
@@ -26,8 +26,8 @@ Public names
     ``ValueError`` for solvers that do not run on the GPU ('lm'); see below.
 
 ``CudaTrainer(network, X, Y, sample_weight, icfg, fcfg, batch_rows, parts=1)``
-    The twin of ``fastbp._engine.Trainer`` (same arguments; ``X`` an
-    ``_engine.InputData`` or an array / sparse matrix; ``Y=None`` builds a
+    The twin of ``fastbp.engine.cpu.Trainer`` (same arguments; ``X`` an
+    ``engine.cpu.InputData`` or an array / sparse matrix; ``Y=None`` builds a
     forward-only trainer; ``parts`` is ignored). Methods:
 
     - ``train_epoch(flat, rows, batch_size, first_batch, stop_batch, state_1,
@@ -42,7 +42,7 @@ Public names
     - ``release()``, ``resident`` (property).
     - ``loss_and_gradient(flat, rows, chunk=None, deadline=None) -> float``:
       full-batch mean loss with penalties; the gradient lands in the HOST
-      array ``trainer.ws.grads`` (raises ``_engine.TimeUp`` past ``deadline``).
+      array ``trainer.ws.grads`` (raises ``engine.cpu.TimeUp`` past ``deadline``).
     - ``dataset_loss(flat, rows) -> float``: mean loss, no penalty.
     - ``predict(flat, rows=None, chunk=None) -> ndarray (n, n_outputs)``.
     - ``layer_output(layer, m)``, ``layer_delta(layer, m)``: host copies of
@@ -61,9 +61,9 @@ Public names
     changing the registered host arrays, call ``to_device`` again.
 
 ``predict_output(network, flat, X, n_jobs=None) -> ndarray``
-    Twin of ``_engine.predict_output`` (``n_jobs`` ignored).
+    Twin of ``engine.cpu.predict_output`` (``n_jobs`` ignored).
 ``forward_all(network, flat, X) -> list of ndarray``
-    Twin of ``_engine.forward_all``: every layer's outputs (1..L).
+    Twin of ``engine.cpu.forward_all``: every layer's outputs (1..L).
 ``backprop_all(network, flat, X, Y, sample_weight, icfg, fcfg) -> (loss, grads, deltas, outputs)``
     Engine-level backprop over all rows: flat gradient, per-layer deltas and outputs.
 The functional API on the device is ``fastbp.forward(..., device='cuda')`` /
@@ -79,24 +79,12 @@ uploaded once).
 
 import importlib.util
 
-__all__ = [
-    "CudaTrainer",
-    "backprop_all",
-    "check_solver",
-    "cuda_available",
-    "forward_all",
-    "predict_output",
-    "require_cuda",
-]
+__all__ = ["cuda_available", "require_cuda"]
 
 _REQUIREMENT = (
     "device='cuda' needs an NVIDIA GPU with a working driver and the numba-cuda package: "
     "pip install 'fastbp[cuda]'"
 )
-
-# names served by the engine module, loaded on first use
-_ENGINE_NAMES = {"CudaTrainer", "backprop_all", "check_solver", "forward_all", "predict_output"}
-
 
 def _missing():
     """None when CUDA can be used, else the reason it cannot (a sentence)."""
@@ -154,15 +142,3 @@ def require_cuda():
     if reason is not None:
         raise RuntimeError(f"{_REQUIREMENT}. {reason}")
 
-
-def __getattr__(name):
-    if name in _ENGINE_NAMES:
-        require_cuda()
-        from . import engine
-
-        return getattr(engine, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | _ENGINE_NAMES)

@@ -1,11 +1,11 @@
-"""CUDA kernels of backpropagation: the device twins of ``fastbp._kernels``.
+"""CUDA kernels of backpropagation: the device twins of ``fastbp.kernels``.
 
 Importing this module imports ``numba.cuda``; it is imported only through
 ``fastbp._cuda`` after :func:`fastbp._cuda.require_cuda` succeeded. Nothing is
 compiled at import: every kernel is compiled on its first launch (and cached on
 disk, ``cache=True``).
 
-Conventions (the same as the CPU kernels, see ``fastbp._kernels``)
+Conventions (the same as the CPU kernels, see ``fastbp.kernels``)
 ------------------------------------------------------------------
 * Every buffer is a flat 1-D device array. Matrices are row-major blocks of
   it, addressed by an offset and their widths; the kernels take ``(buffer,
@@ -13,7 +13,7 @@ Conventions (the same as the CPU kernels, see ``fastbp._kernels``)
   Parameters: all W(l) (``fan_in x cols(l)``) then all b(l) at ``w_off`` /
   ``b_off``; workspaces ``pre`` / ``deltas`` (width cols, at ``z_off``) and
   ``acts`` (width units, at ``a_off``) exactly as the CPU ``Workspace``.
-* Activations, losses and solvers are the integer codes of ``fastbp._codes``.
+* Activations, losses and solvers are the integer codes of ``fastbp.kernels.codes``.
 * The elementwise expressions are those of the CPU kernels, in the same order
   and with the same float32 / float64 promotions (a value is written to its
   array and read back where the CPU kernel does so), so the two engines agree
@@ -36,7 +36,7 @@ import math
 import numpy as np
 from numba import cuda, float64
 
-from .._codes import (
+from ..kernels.codes import (
     ACT_ELU,
     ACT_EXP,
     ACT_GELU,
@@ -110,7 +110,7 @@ def grid_1d(n):
 # --------------------------------------------------------------------------
 @cuda.jit(device=True)
 def _mix64(x):
-    """SplitMix64's finalizer (as ``fastbp._kernels._mix64``)."""
+    """SplitMix64's finalizer (as ``fastbp.kernels.activations._mix64``)."""
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))

@@ -22,7 +22,7 @@ from sklearn.datasets import load_diabetes, load_iris
 from sklearn.exceptions import ConvergenceWarning
 
 import fastbp
-from fastbp._persistence import FORMAT_VERSION
+from fastbp.persistence import FORMAT_VERSION
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # the rows predicted: every 8th (of all three iris classes)

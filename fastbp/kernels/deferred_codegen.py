@@ -16,7 +16,7 @@ optimizes and emits when its own machine code is needed: the first call from
 Python (through a :class:`DeferredEntryPoint`), a cache save, or an inspection.
 Linked into a caller it hands over its module as linked, and the caller's one
 optimization covers it. The kernels' results do not change: no fastmath flag
-that lets LLVM reassociate or contract is used (``_config.FASTMATH``), so where
+that lets LLVM reassociate or contract is used (``config.FASTMATH``), so where
 code is inlined or optimized does not change what it computes.
 
 Only fastbp's kernels (their pipeline, :class:`DeferredNativeLowering`) and
@@ -277,7 +277,7 @@ class DeferredNativeParforLowering(_DeferredLoweringMixin, NativeParforLowering)
     _name = "fastbp_deferred_native_parfor_lowering"
 
 
-# Numba's lowering pass -> the deferred one (see _specialize.SpecializingCompiler)
+# Numba's lowering pass -> the deferred one (see specialize.SpecializingCompiler)
 DEFERRED_LOWERING = {NativeLowering: DeferredNativeLowering, NativeParforLowering: DeferredNativeParforLowering}
 
 

@@ -6,8 +6,9 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils import check_array
 
-from . import _engine
-from ._codes import ACT_MAXOUT, HIDDEN_ACTIVATIONS, LOSS_PAIRS, OUTPUT_ACTIVATIONS
+from .engine import cpu, cuda_engine
+from .engine.network import check_name as _check_name, hidden_activation_names, make_network
+from .kernels.codes import LOSS_PAIRS, OUTPUT_ACTIVATIONS
 
 
 @dataclass
@@ -40,48 +41,12 @@ class BackpropResult:
     activations: list
 
 
-def _check_name(value, options, what):
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(f"{what} must be one of {sorted(options)}, got {value!r}.")
-    return value
-
-
 def _check_positive_real(value, name, minimum=0.0, strict=False):
     if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}.")
     if value < minimum or (strict and value == minimum):
         raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value!r}.")
     return float(value)
-
-
-def hidden_activation_names(activation, n_hidden):
-    """One validated hidden-activation name per hidden layer."""
-    if isinstance(activation, str):
-        names = [activation] * n_hidden
-    else:
-        try:
-            names = list(activation)
-        except TypeError:
-            raise ValueError(
-                f"activation must be a name or a list of names, one per hidden layer, got {activation!r}."
-            ) from None
-        if len(names) != n_hidden:
-            raise ValueError(
-                f"activation lists {len(names)} names but the network has {n_hidden} hidden layers."
-            )
-    for name in names:
-        _check_name(name, HIDDEN_ACTIVATIONS, "activation")
-    return names
-
-
-def make_network(units, activation, out_activation, negative_slope=0.01, maxout_pieces=2, dropout=None):
-    """The engine's Network for layer widths ``units`` and activation names."""
-    names = hidden_activation_names(activation, len(units) - 2)
-    codes = [HIDDEN_ACTIVATIONS[name] for name in names] + [OUTPUT_ACTIVATIONS[out_activation]]
-    pieces = [maxout_pieces if code == ACT_MAXOUT else 1 for code in codes]
-    slopes = [negative_slope] * len(codes)
-    rates = None if dropout is None else list(dropout) + [0.0]
-    return _engine.Network(units, codes, pieces=pieces, slopes=slopes, dropout=rates)
 
 
 def _prepare(coefs, intercepts, X, activation, out_activation, negative_slope, maxout_pieces):
@@ -136,10 +101,7 @@ def _check_device(device):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}.")
     if device == "cpu":
         return None
-    from . import _cuda  # only for device='cuda': the CPU path never imports CUDA
-
-    _cuda.require_cuda()
-    return _cuda
+    return cuda_engine()  # only for device='cuda': the CPU path never imports CUDA
 
 
 def forward(coefs, intercepts, X, activation="relu", out_activation="identity", *, negative_slope=0.01,
@@ -182,7 +144,7 @@ def forward(coefs, intercepts, X, activation="relu", out_activation="identity", 
     network, flat, X, _ = _prepare(coefs, intercepts, X, activation, out_activation, negative_slope, maxout_pieces)
     if cuda is not None:
         return [X] + cuda.forward_all(network, flat, X)
-    return [X] + _engine.forward_all(network, flat, X)
+    return [X] + cpu.forward_all(network, flat, X)
 
 
 def backprop(
@@ -286,16 +248,16 @@ def backprop(
     if loss == "poisson" and np.any(Y < 0):
         raise ValueError("The poisson loss requires non-negative targets Y.")
 
-    icfg, fcfg = _engine.make_config(
+    icfg, fcfg = cpu.make_config(
         LOSS_PAIRS[(out_activation, loss)], alpha=alpha, l1=l1, huber_delta=huber_delta,
         clip=float(np.finfo(dtype).eps),
     )
-    data = _engine.InputData(X, dtype)
+    data = cpu.InputData(X, dtype)
     if cuda is not None:
         loss_value, grads, deltas, outputs = cuda.backprop_all(network, flat, data, Y, sample_weight, icfg, fcfg)
         coef_grads, intercept_grads = network.views(grads)
         return BackpropResult(float(loss_value), coef_grads, intercept_grads, deltas, [X] + outputs)
-    trainer = _engine.Trainer(network, data, Y, sample_weight, icfg, fcfg, batch_rows=n)
+    trainer = cpu.Trainer(network, data, Y, sample_weight, icfg, fcfg, batch_rows=n)
     rows = np.arange(n, dtype=np.int64)
     loss_value = trainer.loss_and_gradient(flat, rows, chunk=n)
     ws = trainer.ws

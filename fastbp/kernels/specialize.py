@@ -24,8 +24,8 @@ from numba.core.compiler import CompilerBase, DefaultPassBuilder
 from numba.core.compiler_machinery import FunctionPass, register_pass
 from numba.core.untyped_passes import InlineClosureLikes
 
-from ._config import DEFER_MACHINE_CODE
-from ._deferred_codegen import DEFERRED_LOWERING
+from .config import DEFER_MACHINE_CODE
+from .deferred_codegen import DEFERRED_LOWERING
 
 
 @register_pass(mutates_CFG=False, analysis_only=False)
@@ -55,7 +55,7 @@ class SpecializingCompiler(CompilerBase):
     def define_pipelines(self):
         pipeline = DefaultPassBuilder.define_nopython_pipeline(self.state)
         pipeline.add_pass_after(LiteralArgumentsToConstants, InlineClosureLikes)
-        # machine code once per kernel tree, in the function Python calls (see _deferred_codegen)
+        # machine code once per kernel tree, in the function Python calls (see deferred_codegen)
         if DEFER_MACHINE_CODE:
             pipeline.passes = [
                 (DEFERRED_LOWERING.get(pass_class, pass_class), description)

@@ -5,7 +5,7 @@
 # reassoc either: with it LLVM re-associates sums differently depending on
 # where a function is inlined, and a freshly compiled kernel and the same kernel
 # loaded from the cache gave results one rounding apart. Reductions are written
-# with a fixed set of interleaved partial sums instead (see _blas.row_dot). No
+# with a fixed set of interleaved partial sums instead (see blas.row_dot). No
 # contract (FMA fusion) either, for the same reason: a compiled function is
 # linked into every caller as a weak copy that LLVM re-optimizes there, the
 # copies may fuse multiply-adds differently, and which copy runs depends on
@@ -26,7 +26,7 @@ COLUMN_BLOCK = 32
 # the slices run in parallel in the threaded epoch, and the penalty is summed
 # slice by slice in order, so the result does not depend on the number of
 # threads. The slices are of equal length, an even number of them
-# (_kernels.param_slices): with 2 threads, 4 slices of 64k, 64k, 64k and 38k
+# (epochs.param_slices): with 2 threads, 4 slices of 64k, 64k, 64k and 38k
 # parameters (workload M) kept one thread 26% longer than the other.
 PARAM_SLICE = 1 << 16
 # ... and a network of fewer parameters than PARAM_SLICE still gets two slices
@@ -78,14 +78,14 @@ FUSED_MIN_COLS = 16
 # multiply matrices of at most 100**3 multiply-adds with an unpacked "small
 # matrix" kernel: about 225 GFLOP/s a core here, against 160-180 for the packed
 # path just above that size. With those kernels a product of up to twice this
-# work runs as two products on halves of C's rows (_blas.gemm): workload S 10%
+# work runs as two products on halves of C's rows (blas.gemm): workload S 10%
 # faster an epoch. With OpenBLAS's AVX2 kernels (no small-matrix kernel) the
 # halves measured 6% slower, so other BLAS cores never split.
 SPLIT_GEMM_WORK = 100**3
 SMALL_MATRIX_BLAS_CORES = ("skylakex", "cooperlake", "sapphirerapids")
 
 # Kernel trees optimized and emitted once, in their entry point, CPython wrappers
-# only for the kernels Python calls (_deferred_codegen): a default fit's first
+# only for the kernels Python calls (deferred_codegen): a default fit's first
 # compilation 27.3 s (Zen 5) -> 10.5 s (Zen 4; 16.5 s on Zen 5 before the lazy
 # wrappers and deferred gufuncs). The same bits either way. False: every kernel is
 # compiled as Numba compiles it (finalized, optimized and emitted at each level).

@@ -99,7 +99,7 @@ I_NESTEROV = 5
 I_DROPOUT = 6  # 1: some layer has dropout (training passes only)
 I_SEED = 7  # seed of the dropout masks
 I_GEMM_SPLIT = 8  # products of more than this many multiply-adds, up to twice that, run as two (0: never)
-I_NO_THREADS = 9  # 1: launch no parallel kernel (Numba's threads cannot start in this process: _engine)
+I_NO_THREADS = 9  # 1: launch no parallel kernel (Numba's threads cannot start in this process: engine.cpu)
 N_ICONFIG = 10
 
 # Positions in the float configuration vector.

@@ -6,7 +6,7 @@ The key
 Numba keys an on-disk entry on the signature, the host CPU and the bytecode of
 the one function, and drops a file's whole index when that one source file
 changes. Constants and helpers a kernel reads from other modules
-(``_codes``, ``_config``, ``_blas`` ...) are compiled into its machine code but
+(``codes``, ``config``, ``blas`` ...) are compiled into its machine code but
 are part of neither, so a change there (or an in-place upgrade of fastbp, which
 leaves the cache files beside the new sources) silently loaded stale code: swap
 two activation codes and "relu" trained tanh. :class:`RuntimeOnlyCache` adds
@@ -63,18 +63,25 @@ except ImportError:  # pragma: no cover - not POSIX: saves are not locked
 from numba.core.caching import FunctionCache, IndexDataCacheFile
 from numba.core.registry import CPUDispatcher
 
-from ._deferred_codegen import DeferredDispatcher, DeferredEntryPoint
-from ._version import __version__
+from .deferred_codegen import DeferredDispatcher, DeferredEntryPoint
+from .._version import __version__
 
 # Every module of the package whose code, constants or helpers the compiled CPU
 # kernels contain (the kernels' own files and everything they import from
 # fastbp). tests/test_kernel_cache.py checks that these modules import no other
 # fastbp module, so the list cannot silently fall behind.
 KERNEL_SOURCES = (
-    "_blas", "_cache_loading", "_codes", "_config", "_deferred_codegen", "_kernels", "_specialize", "_version",
+    "_version",
+    "kernels/__init__", "kernels/activations", "kernels/blas", "kernels/cache", "kernels/codes", "kernels/config",
+    "kernels/deferred_codegen", "kernels/epochs", "kernels/jit", "kernels/layers", "kernels/losses",
+    "kernels/online", "kernels/optimizers", "kernels/specialize", "kernels/views",
 )
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The modules that define CPU kernels (Numba dispatchers), in the order they import each other.
+KERNEL_MODULES = ("views", "blas", "activations", "losses", "layers", "optimizers", "online", "epochs")
+
+# the package's folder (this file is in its kernels/)
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Where a wheel's prebuilt kernels are, one folder per baseline.
 PREBUILT_DIR = os.path.join(_PACKAGE_DIR, "_prebuilt")
@@ -102,7 +109,7 @@ def kernel_sources_digest():
     hasher = hashlib.sha256()
     hasher.update(kernel_versions().encode())
     for name in KERNEL_SOURCES:
-        with open(os.path.join(_PACKAGE_DIR, name + ".py"), "rb") as source:
+        with open(os.path.join(_PACKAGE_DIR, *name.split("/")) + ".py", "rb") as source:
             content = source.read()
         hasher.update(f"\0{name}\0{len(content)}\0".encode())
         hasher.update(content)
@@ -235,7 +242,7 @@ class RuntimeOnlyCache(FunctionCache):
     def save_overload(self, sig, data):
         """Save the compile result for ``sig`` under the full key.
 
-        A kernel whose entry point is deferred (see _deferred_codegen) is saved
+        A kernel whose entry point is deferred (see deferred_codegen) is saved
         on its first call from Python, with the library its wrapper was made
         in. One that only other kernels call is never emitted on its own, and
         its code is saved inside its callers' entries.
@@ -273,9 +280,9 @@ class RuntimeOnlyCache(FunctionCache):
 
 def cache_location():
     """The folder the kernels' cache entries are written to in this process."""
-    from . import _kernels
+    from .epochs import predict
 
-    return _kernels.predict._cache.cache_path
+    return predict._cache.cache_path
 
 
 def load_without_compiler_setup(namespace):

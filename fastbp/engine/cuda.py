@@ -1,4 +1,4 @@
-"""The CUDA twin of ``fastbp._engine``: :class:`CudaTrainer`, predict_output, forward_all, backprop_all.
+"""The CUDA twin of ``fastbp.engine.cpu``: :class:`CudaTrainer`, predict_output, forward_all, backprop_all.
 
 Importing this module imports ``numba.cuda`` (through ``kernels``); it is
 reached only through ``fastbp._cuda`` after :func:`fastbp._cuda.require_cuda`.
@@ -27,8 +27,8 @@ from contextlib import contextmanager
 import numpy as np
 from numba import cuda
 
-from .. import _engine
-from .._codes import (
+from . import cpu
+from ..kernels.codes import (
     ACT_MAXOUT,
     ACT_SOFTMAX,
     C_ADAM_STEP,
@@ -59,8 +59,8 @@ from .._codes import (
     N_COUNTERS,
     STOCHASTIC_SOLVERS,
 )
-from .._config import CHUNK_ROWS
-from . import kernels as K
+from ..kernels.config import CHUNK_ROWS
+from .._cuda import kernels as K
 
 # Solvers whose step runs on the device, and those that only need the device's
 # full-batch loss and gradient (their step runs on the host).
@@ -129,16 +129,16 @@ class DeviceWorkspaceInfo:
 
 
 class CudaTrainer:
-    """The CUDA twin of :class:`fastbp._engine.Trainer`: same constructor, same methods.
+    """The CUDA twin of :class:`fastbp.engine.cpu.Trainer`: same constructor, same methods.
 
     Parameters
     ----------
-    network : fastbp._engine.Network
-    X : fastbp._engine.InputData (or an array / sparse matrix, wrapped)
+    network : fastbp.engine.cpu.Network
+    X : fastbp.engine.cpu.InputData (or an array / sparse matrix, wrapped)
     Y : ndarray of shape (n_samples, n_outputs) in the kernels' dtype, or None
         (forward passes only).
     sample_weight : ndarray of shape (n_samples,) or None
-    icfg, fcfg : configuration vectors from :func:`fastbp._engine.make_config`
+    icfg, fcfg : configuration vectors from :func:`fastbp.engine.cpu.make_config`
     batch_rows : int
         Largest batch (or chunk) the device workspaces must hold.
     parts : int
@@ -177,20 +177,20 @@ class CudaTrainer:
     """
 
     def __init__(self, network, X, Y, sample_weight, icfg, fcfg, batch_rows, parts=1):
-        from . import require_cuda
+        from .._cuda import require_cuda
 
         require_cuda()
         net = network
         if Y is not None:
             dtype = np.dtype(Y.dtype)
-        elif isinstance(X, _engine.InputData):
+        elif isinstance(X, cpu.InputData):
             dtype = np.dtype(X.data.dtype if X.is_sparse else X.dense.dtype)
         else:
             dtype = np.dtype(getattr(X, "dtype", np.float64))
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"the CUDA engine computes in float32 or float64, got {dtype}")
-        if not isinstance(X, _engine.InputData):
-            X = _engine.InputData(X, dtype)
+        if not isinstance(X, cpu.InputData):
+            X = cpu.InputData(X, dtype)
         self.network = net
         self.X = X
         self.dtype = dtype
@@ -530,7 +530,7 @@ class CudaTrainer:
 
         ``chunk`` rows at a time (at most the workspace's rows). Past
         ``deadline`` (a ``time.perf_counter`` value, checked between chunks) the
-        pass is abandoned with :class:`fastbp._engine.TimeUp`. No dropout.
+        pass is abandoned with :class:`fastbp.engine.cpu.TimeUp`. No dropout.
         """
         chunk = self.ws.rows if chunk is None else max(1, min(int(chunk), self.ws.rows))
         n = rows.shape[0]
@@ -547,7 +547,7 @@ class CudaTrainer:
                 if deadline is not None and start + m < n:
                     cuda.synchronize()
                     if time.perf_counter() >= deadline:
-                        raise _engine.TimeUp
+                        raise cpu.TimeUp
             n_partials = self._penalty(d_params)
             self._scalars(0, 0, 0, n_partials, 0)
             self._finish(d_params, self._d_dummy, self._d_dummy, K.NO_SOLVER, False)
@@ -625,10 +625,10 @@ class CudaTrainer:
 
 
 # ---------------------------------------------------------------------------
-# engine-level functions (the twins of _engine.predict_output / forward_all)
+# engine-level functions (the twins of cpu.predict_output / forward_all)
 # ---------------------------------------------------------------------------
 def _forward_config(data):
-    icfg, fcfg = _engine.make_config()
+    icfg, fcfg = cpu.make_config()
     icfg[I_SPARSE] = int(data.is_sparse)
     return icfg, fcfg
 
@@ -636,9 +636,9 @@ def _forward_config(data):
 def predict_output(network, flat, X, n_jobs=None):
     """Output-layer activations for every row of X (dense or sparse), on the host.
 
-    The twin of ``_engine.predict_output`` (``n_jobs`` is accepted and ignored).
+    The twin of ``cpu.predict_output`` (``n_jobs`` is accepted and ignored).
     """
-    data = X if isinstance(X, _engine.InputData) else _engine.InputData(X, flat.dtype)
+    data = X if isinstance(X, cpu.InputData) else cpu.InputData(X, flat.dtype)
     n = data.n_samples
     chunk = min(max(n, 1), CHUNK_ROWS)
     trainer = CudaTrainer(network, data, None, None, *_forward_config(data), batch_rows=chunk)
@@ -646,8 +646,8 @@ def predict_output(network, flat, X, n_jobs=None):
 
 
 def forward_all(network, flat, X):
-    """Every layer's outputs for all rows, no dropout: the twin of ``_engine.forward_all``."""
-    data = X if isinstance(X, _engine.InputData) else _engine.InputData(X, flat.dtype)
+    """Every layer's outputs for all rows, no dropout: the twin of ``cpu.forward_all``."""
+    data = X if isinstance(X, cpu.InputData) else cpu.InputData(X, flat.dtype)
     n = data.n_samples
     trainer = CudaTrainer(network, data, None, None, *_forward_config(data), batch_rows=n)
     if n == 0:
@@ -664,7 +664,7 @@ def backprop_all(network, flat, X, Y, sample_weight, icfg, fcfg):
     ``make_config``. Returns ``(loss, grads, deltas, outputs)``: the flat
     gradient (host), ``deltas[l]`` and ``outputs[l]`` of layers 1..L.
     """
-    data = X if isinstance(X, _engine.InputData) else _engine.InputData(X, flat.dtype)
+    data = X if isinstance(X, cpu.InputData) else cpu.InputData(X, flat.dtype)
     n = data.n_samples
     trainer = CudaTrainer(network, data, Y, sample_weight, icfg, fcfg, batch_rows=n)
     rows = np.arange(n, dtype=np.int64)

@@ -17,9 +17,9 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 from numba.np.linalg import ensure_blas
 
-from ._cache_loading import load_without_compiler_setup
-from ._config import FASTMATH, SMALL_GEMM_WORK
-from ._specialize import SpecializingCompiler
+from .cache import load_without_compiler_setup
+from .config import FASTMATH, SMALL_GEMM_WORK
+from .specialize import SpecializingCompiler
 
 _CHAR = ir.IntType(8)
 _VOID_P = ir.IntType(8).as_pointer()
@@ -286,7 +286,7 @@ def gemm(trans_a, trans_b, alpha, A, B, beta, C, split_work):
     of at most SMALL_GEMM_WORK multiply-adds run as plain loops (a BLAS call costs
     more than the work there: online SGD's one-row batches). Products of more
     than ``split_work`` multiply-adds, up to twice that, run as two BLAS calls on
-    halves of C's rows (``split_work`` 0: never; see _config.SPLIT_GEMM_WORK).
+    halves of C's rows (``split_work`` 0: never; see config.SPLIT_GEMM_WORK).
     """
     m, n = C.shape
     k = A.shape[0] if trans_a else A.shape[1]
@@ -314,5 +314,5 @@ def gemm(trans_a, trans_b, alpha, A, B, beta, C, split_work):
             raise RuntimeError("BLAS gemm could not be loaded from SciPy")
 
 
-# Cached kernels load without Numba's compiler set-up (see _cache_loading).
+# Cached kernels load without Numba's compiler set-up (see cache).
 load_without_compiler_setup(globals())

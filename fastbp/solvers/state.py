@@ -11,7 +11,7 @@ import os
 import numpy as np
 import scipy.linalg
 
-from ._codes import STOCHASTIC_SOLVERS
+from ..kernels.codes import STOCHASTIC_SOLVERS
 
 # Fahlman's maximum growth factor of a Quickprop step.
 QUICKPROP_MAX_GROWTH = 1.75

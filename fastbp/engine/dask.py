@@ -16,11 +16,11 @@ sample and class weights. Then:
 * Full-batch solvers ('lbfgs', 'rprop', 'quickprop'): the prepared blocks are
   persisted on the workers once. Each loss-and-gradient evaluation sends only
   the parameter vector (scattered once per evaluation); every worker runs
-  fastbp's own kernel (``_kernels.gradient_sums`` through an
-  ``_engine.Trainer`` on its block) and returns ``(loss sum, weight sum, raw
+  fastbp's own kernel (``epochs.gradient_sums`` through an
+  ``cpu.Trainer`` on its block) and returns ``(loss sum, weight sum, raw
   gradient sums)``. The client adds the blocks' sums in block order (so the
   result does not depend on timing), adds the penalty and divides by the weight
-  sum with ``_kernels.finalize_gradient`` (as ``Trainer.loss_and_gradient``
+  sum with ``layers.finalize_gradient`` (as ``Trainer.loss_and_gradient``
   does), and takes the solver's step with the in-memory code itself
   (``_run_lbfgs``: SciPy's L-BFGS-B with the same options; ``_make_step`` and
   ``_run_iterations`` for Rprop and Quickprop). The weights equal those of an
@@ -62,10 +62,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import _check_feature_names, _check_n_features
 
-from . import _engine, _kernels
-from ._codes import F_ALPHA, F_L1, STOCHASTIC_SOLVERS
-from ._config import CHUNK_ROWS
-from ._optimizers import OptimizerState
+from . import cpu
+from ..kernels import epochs, layers
+from ..kernels.codes import F_ALPHA, F_L1, STOCHASTIC_SOLVERS
+from ..kernels.config import CHUNK_ROWS
+from ..solvers.state import OptimizerState
 
 _DASK_MODULES = ("dask", "dask_expr")
 
@@ -322,12 +323,12 @@ def _prepare_block(X, y, sample_weight, spec):
 
 
 def _block_trainer(block, flat, spec):
-    """An ``_engine.Trainer`` over a whole prepared block (no dropout: full-batch)."""
+    """An ``cpu.Trainer`` over a whole prepared block (no dropout: full-batch)."""
     X, Y, weights = block
     network, icfg, fcfg = spec["network"], spec["icfg"], spec["fcfg"]
     m = Y.shape[0]
-    return _engine.Trainer(
-        network, _engine.InputData(X, flat.dtype), _writeable(Y), _writeable(weights), icfg, fcfg,
+    return cpu.Trainer(
+        network, cpu.InputData(X, flat.dtype), _writeable(Y), _writeable(weights), icfg, fcfg,
         batch_rows=min(m, CHUNK_ROWS),
     )
 
@@ -359,8 +360,8 @@ def _block_gradient_sums(block, flat, spec):
     trainer = _block_trainer(block, flat, spec)
     network, ws = trainer.network, trainer.ws
     rows = np.arange(m, dtype=np.int64)
-    with _engine.compute_context(spec["n_jobs"], numba_parallel=False):
-        loss_sum, weight_sum = _kernels.gradient_sums(
+    with cpu.compute_context(spec["n_jobs"], numba_parallel=False):
+        loss_sum, weight_sum = epochs.gradient_sums(
             *trainer.X.arrays(), trainer.Y, trainer.sw, rows, ws.rows, flat, ws.grads, trainer.icfg,
             trainer.fcfg, *network.tables(), *network.offsets(ws), *ws.buffers(), 0.0, 0.0, False,
         )
@@ -389,8 +390,8 @@ def _block_loss_sums(block, flat, spec):
     flat = _writeable(flat)
     trainer = _block_trainer(block, flat, spec)
     network, ws = trainer.network, trainer.ws
-    with _engine.compute_context(spec["n_jobs"], numba_parallel=False):
-        return _kernels.dataset_loss(
+    with cpu.compute_context(spec["n_jobs"], numba_parallel=False):
+        return epochs.dataset_loss(
             *trainer.X.arrays(), trainer.Y, trainer.sw, np.arange(m, dtype=np.int64), ws.rows, flat,
             trainer.icfg, trainer.fcfg, *network.tables(), *network.offsets(ws), ws.xb, ws.yb, ws.swb, ws.pre,
             ws.acts, ws.deltas, ws.row_loss,
@@ -422,7 +423,7 @@ def _distributed_client():
 class _BlockObjective:
     """The training loss over all blocks, with the interface the in-memory solvers use.
 
-    Duck-types the parts of ``_engine.Trainer`` that ``_run_lbfgs``,
+    Duck-types the parts of ``cpu.Trainer`` that ``_run_lbfgs``,
     ``_make_step`` (rprop, quickprop) and ``_run_iterations`` call:
     ``loss_and_gradient`` (the gradient lands in ``ws.grads``) and
     ``gives_finite_loss``. The ``rows`` they pass are ignored: all rows count.
@@ -431,7 +432,7 @@ class _BlockObjective:
     ----------
     blocks : list of dask.delayed.Delayed
         The prepared blocks (persisted for the full-batch solvers).
-    network : _engine.Network
+    network : cpu.Network
     icfg, fcfg : ndarray
         The kernels' configuration (``est._config``).
     n_jobs : int or None
@@ -489,7 +490,7 @@ class _BlockObjective:
                 first = False
             else:
                 grads += block_grads  # in block order: the same sum whatever finishes first
-        penalty = _kernels.finalize_gradient(
+        penalty = layers.finalize_gradient(
             flat, grads, int(self.network.n_weights), self.fcfg[F_ALPHA], self.fcfg[F_L1], weight_sum
         )
         return loss_sum / weight_sum + penalty / weight_sum
@@ -569,7 +570,7 @@ def _block_epochs(est, blocks, client, network, flat, optimizer, batch_size, see
                 m = Y.shape[0]
                 if m == 0:
                     continue
-                data = _engine.InputData(X, dtype)
+                data = cpu.InputData(X, dtype)
                 trainer = est._trainer(network, data, Y, weights, dtype, seed, min(batch_size, m), parts, hogwild=True)
                 rows = np.arange(m, dtype=np.int64)
                 step = est._make_step(trainer, network, flat, rows, batch_size, optimizer, weights, Y)
@@ -735,7 +736,7 @@ def fit_dask(est, X, y, sample_weight, incremental, X_val, y_val, sample_weight_
     objective = _BlockObjective(blocks, network, icfg, fcfg, est.n_jobs, client)
 
     parts = est._thread_parts(network, n_samples)
-    with _engine.compute_context(est.n_jobs, data_parallel=parts > 1 or bool(est.hogwild)):
+    with cpu.compute_context(est.n_jobs, data_parallel=parts > 1 or bool(est.hogwild)):
         callback_ctx = est._begin_callbacks(X, y, sample_weight)
         deadline = None if est.max_time is None else start_time + float(est.max_time)
         if est.solver == "lbfgs":

@@ -36,10 +36,10 @@ import sklearn
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
-from ._codes import ACT_MAXOUT, FULL_BATCH_SOLVERS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, STOCHASTIC_SOLVERS
-from ._functional import make_network
-from ._multilayer_perceptron import MLPClassifier, MLPRegressor
-from ._optimizers import OptimizerState
+from .kernels.codes import ACT_MAXOUT, FULL_BATCH_SOLVERS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, STOCHASTIC_SOLVERS
+from .engine.network import make_network
+from .estimators import MLPClassifier, MLPRegressor
+from .solvers.state import OptimizerState
 
 __all__ = ["save", "load"]
 
@@ -466,7 +466,7 @@ def save(model, path):
     except _Unstorable as exc:
         raise TypeError(f"cannot save this model: an attribute holds {exc}.") from None
 
-    from . import __version__
+    from ._version import __version__
 
     header = {
         "format": FORMAT_NAME,

@@ -19,8 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
-from . import _kernels
-from ._codes import (
+from ..kernels import epochs, layers
+from ..kernels.codes import (
     ACT_MAXOUT,
     HIDDEN_ACTIVATIONS,
     LOSS_PAIRS,
@@ -59,7 +59,7 @@ from ._codes import (
     N_LAYER_FLOAT,
     N_LAYER_INT,
 )
-from ._config import CHUNK_ROWS, EPOCH_CALL_SECONDS, SMALL_MATRIX_BLAS_CORES, SPLIT_GEMM_WORK
+from ..kernels.config import CHUNK_ROWS, EPOCH_CALL_SECONDS, SMALL_MATRIX_BLAS_CORES, SPLIT_GEMM_WORK
 
 
 def _check_codes(what, codes, registry):
@@ -479,7 +479,7 @@ _split_work = None
 
 
 def gemm_split_work():
-    """The kernels' ``split_work`` for the BLAS in use (see _config.SPLIT_GEMM_WORK):
+    """The kernels' ``split_work`` for the BLAS in use (see config.SPLIT_GEMM_WORK):
     SPLIT_GEMM_WORK when every OpenBLAS loaded runs a core with the small-matrix
     kernel, else 0. Read once per process (OPENBLAS_CORETYPE is read at load)."""
     global _split_work
@@ -544,7 +544,7 @@ def predict_output(network, flat, X, n_jobs=None):
     out = np.empty((n, int(network.units[-1])), dtype=flat.dtype)
     rows = np.arange(n, dtype=np.int64)
     with compute_context(n_jobs, numba_parallel=False):
-        _kernels.predict(
+        epochs.predict(
             *data.arrays(), rows, chunk, flat, _forward_only_config(data), *network.tables(),
             *network.offsets(ws), ws.xb, ws.pre, ws.acts, out,
         )
@@ -558,7 +558,7 @@ def forward_all(network, flat, X):
     ws = Workspace(network, n, flat.dtype, not data.is_sparse)
     out = np.empty((n, int(network.units[-1])), dtype=flat.dtype)
     rows = np.arange(n, dtype=np.int64)
-    _kernels.predict(
+    epochs.predict(
         *data.arrays(), rows, max(n, 1), flat, _forward_only_config(data), *network.tables(),
         *network.offsets(ws), ws.xb, ws.pre, ws.acts, out,
     )
@@ -637,19 +637,19 @@ class Trainer:
                 flat, rows, first_batch, stop_batch, state_1, state_2, counters, running_total
             )
         if self.parts > 1:
-            kernel = _kernels.train_epoch_parts
+            kernel = epochs.train_epoch_parts
         elif int(batch_size) == 1 and not self.X.is_sparse:
             # (any size: on a 300-256-128-10 network one thread's row steps took
             # 63 ms an epoch of 2000 rows against 175 ms for the batch path's
             # one-row products and two-thread step)
-            kernel = _kernels.train_epoch_rows
+            kernel = epochs.train_epoch_rows
         else:
-            kernel = _kernels.train_epoch
+            kernel = epochs.train_epoch
         # (train_epoch_rows's Hogwild! arguments: not used)
-        extra = (flat[:0], flat[:0], 0) if kernel is _kernels.train_epoch_rows else ()
+        extra = (flat[:0], flat[:0], 0) if kernel is epochs.train_epoch_rows else ()
         # (the optimizer step runs in parallel when it has several slices; the
         # kernels' own rule, run as Python)
-        with _parallel_launch(self.parts > 1 or _kernels.param_slices.py_func(net.n_params) > 1):
+        with _parallel_launch(self.parts > 1 or epochs.param_slices.py_func(net.n_params) > 1):
             return kernel(
                 *self.X.arrays(), self.Y, self.sw, rows, int(batch_size), int(first_batch), int(stop_batch),
                 flat, ws.grads_parts, state_1, state_2, counters, self.icfg, self.fcfg, *net.tables(),
@@ -659,7 +659,7 @@ class Trainer:
     def _train_rows_hogwild(self, flat, rows, first_batch, stop_batch, state_1, state_2, counters, running_total):
         """Online steps ``first_batch..stop_batch-1`` on several threads at once, lock-free (Hogwild!).
 
-        Each thread runs :func:`_kernels.train_epoch_rows` (which releases the
+        Each thread runs :func:`epochs.train_epoch_rows` (which releases the
         GIL) on its own contiguous share of the steps. A thread steps on its own
         copy of the weights and adds the change to the shared ``flat`` every
         ``hogwild_merge_every`` steps, without locks, then continues from the
@@ -690,7 +690,7 @@ class Trainer:
             share_counters, share_1, share_2, local, snapshot = shares[k]
             ws = self.hogwild_ws[k]
             try:
-                results[k] = _kernels.train_epoch_rows(
+                results[k] = epochs.train_epoch_rows(
                     *self.X.arrays(), self.Y, self.sw, rows, 1, bounds[k], bounds[k + 1], local,
                     ws.grads_parts, share_1, share_2, share_counters, self.icfg, self.fcfg,
                     *net.tables(), int(net.n_weights), *net.offsets(ws), *ws.part_buffers(), 0.0,
@@ -743,7 +743,7 @@ class Trainer:
         while start < n:
             stop = min(n, start + block)
             tic = time.perf_counter()
-            loss_sum, weight_sum = _kernels.gradient_sums(
+            loss_sum, weight_sum = epochs.gradient_sums(
                 *self.X.arrays(), self.Y, self.sw, rows[start:stop], chunk, flat, self.ws.grads, self.icfg,
                 self.fcfg, *net.tables(), *net.offsets(self.ws), *self._buffers(), loss_sum, weight_sum,
                 start > 0,
@@ -754,7 +754,7 @@ class Trainer:
             start = stop
             if deadline is not None and start < n and time.perf_counter() >= deadline:
                 raise TimeUp
-        penalty = _kernels.finalize_gradient(
+        penalty = layers.finalize_gradient(
             flat, self.ws.grads, int(net.n_weights), self.fcfg[F_ALPHA], self.fcfg[F_L1], weight_sum
         )
         return loss_sum / weight_sum + penalty / weight_sum
@@ -762,7 +762,7 @@ class Trainer:
     def dataset_loss(self, flat, rows):
         """Mean loss over ``rows`` without penalties (the validation loss)."""
         net, ws = self.network, self.ws
-        loss_sum, weight_sum = _kernels.dataset_loss(
+        loss_sum, weight_sum = epochs.dataset_loss(
             *self.X.arrays(), self.Y, self.sw, rows, ws.rows, flat, self.icfg, self.fcfg, *net.tables(),
             *net.offsets(ws), ws.xb, ws.yb, ws.swb, ws.pre, ws.acts, ws.deltas, ws.row_loss,
         )
@@ -780,7 +780,7 @@ class Trainer:
     def jacobian(self, flat, rows, row_scale, out):
         """Jacobian of the outputs (rows i * n_out + k) times ``row_scale[i]``, into ``out``."""
         net, ws = self.network, self.ws
-        _kernels.jacobian(
+        epochs.jacobian(
             *self.X.arrays(), rows, ws.rows, flat, self.icfg, *net.tables(), *net.offsets(ws),
             ws.xb, ws.pre, ws.acts, ws.deltas, ws.dact, row_scale, out,
         )

@@ -1,0 +1,525 @@
+"""MLPClassifier: the scikit-learn drop-in classifier."""
+
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import ClassifierMixin
+from sklearn.metrics import accuracy_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import column_or_1d
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from .stopping import _check_finite
+from .solving import _Validation
+from ._base import BaseMultilayerPerceptron
+
+
+class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
+    """Multi-layer perceptron classifier trained by compiled backpropagation.
+
+    A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`:
+    the same parameters, defaults, attributes and results (the same
+    ``random_state`` gives the same weights in float64), with every epoch run in
+    compiled Numba kernels. It optimizes the log-loss with L-BFGS, SGD or Adam.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+    activation : str or list of str, default='relu'
+        Activation of the hidden layers, one name for all or one per hidden
+        layer: 'identity', 'logistic' (alias 'sigmoid'), 'tanh', 'relu',
+        'leaky_relu', 'swish' (alias 'silu'), 'softplus', 'elu', 'gelu' (exact
+        erf form), 'maxout'.
+    solver : str, default='adam'
+        The weight optimizer. Mini-batch: 'sgd' (momentum, Nesterov;
+        ``batch_size=1`` is online SGD, ``batch_size=n_samples`` full-batch
+        gradient descent), 'adam', 'adamw' (decoupled weight decay), 'rmsprop',
+        'adagrad'. Full batch: 'lbfgs' (SciPy's L-BFGS-B), 'rprop' (iRprop-,
+        initial step ``learning_rate_init``), 'quickprop' (Fahlman's, gradient
+        term ``learning_rate_init``), 'lm' (Levenberg-Marquardt, for
+        ``loss='squared_error'`` and small networks: the Jacobian must fit in
+        memory).
+    alpha : float, default=0.0001
+        Strength of the L2 penalty (divided by the batch's sample size or sum of
+        sample weights when added to the loss).
+    batch_size : int or 'auto', default='auto'
+        Mini-batch size of the stochastic solvers; 'auto' is
+        ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine'}, default='constant'
+        Learning-rate schedule of the mini-batch solvers: scikit-learn's three
+        (which its 'adam' ignores, and so does fastbp's) and 'cosine' annealing
+        from ``learning_rate_init`` to 0 over ``max_iter`` epochs (all
+        mini-batch solvers).
+    learning_rate_init : float, default=0.001
+        Initial learning rate ('sgd', 'adam').
+    power_t : float, default=0.5
+        Exponent of the 'invscaling' schedule.
+    max_iter : int, default=200
+        Maximum number of epochs (stochastic solvers) or iterations (lbfgs).
+    shuffle : bool, default=True
+        Whether to shuffle the samples in each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialization, the early-stopping split and the
+        shuffling, in scikit-learn's order.
+    tol : float, default=1e-4
+        Tolerance of the stopping rule.
+    verbose : bool, default=False
+        Print progress messages.
+    warm_start : bool, default=False
+        Reuse the previous solution as initialization.
+    momentum : float, default=0.9
+        Momentum of 'sgd'.
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum ('sgd' with momentum > 0).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when the
+        validation score stops improving; the best weights are restored.
+    validation_fraction : float, default=0.1
+        Share of the training data held out for early stopping.
+    beta_1 : float, default=0.9
+        Adam's first-moment decay.
+    beta_2 : float, default=0.999
+        Adam's second-moment decay.
+    epsilon : float, default=1e-8
+        Adam's numerical-stability constant.
+    n_iter_no_change : int, default=10
+        Epochs without a ``tol`` improvement before stopping.
+    max_fun : int, default=15000
+        Maximum number of loss evaluations of 'lbfgs'.
+    loss : {'log_loss', 'squared_error'}, default='log_loss'
+        Cross-entropy on the softmax (multiclass) or logistic (binary,
+        multilabel) outputs, or the squared error on those probabilities.
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, multiplied into ``sample_weight``; 'balanced'
+        uses ``n_samples / (n_classes * np.bincount(y))``. Not available in
+        ``partial_fit`` with 'balanced' (the class counts of one call are not
+        those of the data).
+    l1 : float, default=0.0
+        Strength of the L1 penalty on the weights (scaled like ``alpha``).
+    dropout : float or list of float, default=0.0
+        Inverted-dropout rate of the hidden layers' outputs, one for all or one
+        per hidden layer; off in prediction; reproducible from ``random_state``.
+        Stochastic solvers only.
+    init : {'glorot', 'he', 'lecun'}, default='glorot'
+        Uniform weight initialization: Glorot (scikit-learn's), He
+        (``sqrt(6 / fan_in)``) or LeCun (``sqrt(3 / fan_in)``).
+    max_time : float or None, default=None
+        Stop after this many seconds (checked between groups of mini-batches,
+        a fraction of a second apart, and between iterations).
+    negative_slope : float, default=0.01
+        Slope of 'leaky_relu' for negative inputs.
+    maxout_pieces : int, default=2
+        Linear pieces per 'maxout' unit: a maxout layer's weights have
+        ``units * maxout_pieces`` columns.
+    weight_decay : float, default=0.01
+        Decoupled weight decay of 'adamw' (weights only, not biases).
+    rho : float, default=0.9
+        Decay of the running mean square of 'rmsprop'.
+    n_jobs : int or None, default=None
+        Threads of a fit: the mini-batch solvers split every batch over them
+        (each thread runs its rows with single-threaded BLAS; the gradients are
+        summed in a fixed order, so the same ``random_state`` and ``n_jobs``
+        give the same weights bit for bit); the full-batch solvers and predict
+        give them to BLAS. None: all cores (predict then leaves the thread pools
+        as they are); -1 all cores, -2 all but one.
+    hogwild : bool, default=False
+        Lock-free parallel online SGD (Hogwild!, Niu et al. 2011) for
+        ``batch_size=1`` with a stochastic solver, on ``n_jobs`` threads: each
+        thread takes the steps of its own share of every epoch's samples and
+        adds them to the shared weights without locks, while the others do the
+        same. Each thread keeps its own optimizer state (momentum, Adam's
+        moments), averaged between the threads at the end of each call into
+        the kernels (about every tenth of a second). Sparse X is written into
+        a dense row per step.
+        **Not deterministic**: the result depends on how the threads
+        interleave, so the same ``random_state`` gives different weights from
+        run to run (and two threads can add to one weight at the same moment,
+        when one of the two changes is lost, as in Hogwild! without atomic
+        adds). With one thread (``n_jobs=1``) it is the ordinary, reproducible
+        online SGD.
+    hogwild_merge_every : int, default=16
+        Steps a Hogwild! thread takes on its own copy of the weights before it
+        adds their change to the shared weights and continues from the sum.
+        1 updates the shared weights at every step, as in Niu et al.; larger
+        values let the threads move fewer cache lines between the cores
+        (measured on 2 cores, a 64-64-10 network: 1.2x the one-thread speed
+        with 1, 1.6x with 16) at the price of staler weights.
+    device : {'cpu', 'cuda'}, default='cpu'
+        Where fit and predict run. 'cuda' runs the kernels' CUDA twins on an
+        NVIDIA GPU (``pip install 'fastbp[cuda]'``): the data, the parameters
+        and the optimizer state stay on the GPU during fit (the weights are
+        copied back once per epoch for the stopping rules), ``coefs_`` are
+        host arrays. Every solver but 'lm' runs there. Without a GPU, fit
+        raises a RuntimeError saying what is missing.
+
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray of shape (n_classes,)
+        Class labels for each output.
+    loss_ : float
+        The current loss.
+    best_loss_ : float or None
+        The minimum loss reached (None with early stopping).
+    loss_curve_ : list of shape (n_iter_,)
+        Training loss after each epoch (stochastic solvers).
+    validation_scores_ : list of shape (n_iter_,) or None
+        Validation accuracy after each epoch (early stopping only).
+    best_validation_score_ : float or None
+        The best validation accuracy (early stopping only).
+    t_ : int
+        Number of training samples seen.
+    coefs_ : list of shape (n_layers - 1,)
+        Weight matrices, (fan_in, fan_out) each: views into one flat vector.
+    intercepts_ : list of shape (n_layers - 1,)
+        Bias vectors.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names seen during fit (string column names only).
+    n_iter_ : int
+        Number of iterations run.
+    n_layers_ : int
+        Number of layers.
+    n_outputs_ : int
+        Number of outputs.
+    out_activation_ : str
+        Output activation: 'softmax' (multiclass) or 'logistic' (binary, multilabel).
+
+    See Also
+    --------
+    MLPRegressor : The regressor.
+    sklearn.neural_network.MLPClassifier : The scikit-learn original.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from fastbp import MLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(64,), random_state=0).fit(X / 16, y)
+    >>> clf.score(X / 16, y) > 0.95
+    True
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        loss="log_loss",
+        class_weight=None,
+        l1=0.0,
+        dropout=0.0,
+        init="glorot",
+        max_time=None,
+        negative_slope=0.01,
+        maxout_pieces=2,
+        weight_decay=0.01,
+        rho=0.9,
+        n_jobs=None,
+        hogwild=False,
+        hogwild_merge_every=16,
+        device="cpu",
+    ):
+        self.class_weight = class_weight
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            loss=loss,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            l1=l1,
+            dropout=dropout,
+            init=init,
+            max_time=max_time,
+            negative_slope=negative_slope,
+            maxout_pieces=maxout_pieces,
+            weight_decay=weight_decay,
+            rho=rho,
+            n_jobs=n_jobs,
+            hogwild=hogwild,
+            hogwild_merge_every=hogwild_merge_every,
+            device=device,
+        )
+
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "loss": [StrOptions({"log_loss", "squared_error"})],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def _output_activation(self, y):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _combined_sample_weight(self, sample_weight, X, y_labels, incremental):
+        sample_weight = super()._combined_sample_weight(sample_weight, X, y_labels, incremental)
+        if self.class_weight is None:
+            return sample_weight
+        if incremental and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not available in partial_fit: the class counts of one "
+                "call are not those of the data. Pass the weights as a dict."
+            )
+        if isinstance(self.class_weight, dict):
+            unknown = set(self.class_weight) - set(self.classes_.tolist())
+            if unknown:
+                raise ValueError(f"class_weight names classes that are not in the data: {sorted(map(str, unknown))}.")
+        weights = compute_sample_weight(self.class_weight, y_labels).astype(X.dtype)
+        if sample_weight is not None:
+            weights = weights * sample_weight
+        if not weights.sum() > 0:
+            raise ValueError("class_weight and sample_weight leave no sample with a positive weight.")
+        return weights
+
+    def _validate_validation_data(self, X_val, y_val, sample_weight_val, dtype):
+        X_val, y_val = validate_data(
+            self, X_val, y_val, accept_sparse=["csr", "csc"], multi_output=True, dtype=dtype, reset=False
+        )
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        unknown = np.setdiff1d(unique_labels(y_val), self.classes_)
+        if len(unknown):
+            raise ValueError(f"y_val has classes not in the training data: {unknown}.")
+        Y_val = self._label_binarizer.transform(y_val).astype(dtype)
+        if sample_weight_val is not None:
+            sample_weight_val = _check_sample_weight(sample_weight_val, X_val, dtype=dtype)
+        return _Validation(X_val, y_val, Y_val, sample_weight_val, None)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+            ensure_all_finite=sp.issparse(X),  # dense X: _check_finite below
+        )
+        if not sp.issparse(X):
+            _check_finite(X, type(self).__name__)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        y_labels = y
+
+        one_of_k = y.ndim == 1
+        positions = None  # of the labels in classes_, when already known
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        elif not self.warm_start and one_of_k and self._label_binarizer.y_type_ in ("binary", "multiclass"):
+            # partial_fit on known classes: check membership by binary search
+            # (np.unique of every call's labels costs more than the epoch on small data)
+            positions = self._class_positions(y)
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same "
+                        "classes as in the previous call to fit. Previously "
+                        f"got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    "`y` has classes not in `self.classes_`. "
+                    f"`self.classes_` has {self.classes_}. 'y' has {classes}."
+                )
+        if one_of_k and self._label_binarizer.y_type_ in ("binary", "multiclass"):
+            y = self._one_hot(self._class_positions(y) if positions is None else positions)
+        else:
+            y = self._label_binarizer.transform(y).astype(bool)
+        return X, y, y_labels
+
+    def _class_positions(self, y):
+        """Index of each label of 1-D ``y`` in ``classes_``; ValueError for unknown labels."""
+        classes = self.classes_
+        k = classes.shape[0]
+        if y.dtype.kind in "iu" and classes.dtype.kind in "iu" and k and classes[0] == 0 and classes[k - 1] == k - 1:
+            # classes_ (sorted and unique) is 0 .. k-1: a label is its own
+            # position, and known when it lies in that range (two reductions
+            # instead of a binary search per label: 0.1 ms of a partial_fit
+            # epoch of 5,000 one-sample steps)
+            if y.size == 0 or (y.min() >= 0 and y.max() <= k - 1):
+                return y.astype(np.intp, copy=False)
+        try:
+            positions = np.searchsorted(classes, y)
+        except TypeError:
+            positions = None
+        known = positions is not None and np.all(classes[np.minimum(positions, len(classes) - 1)] == y)
+        if not known:
+            unknown = np.setdiff1d(unique_labels(y), classes)
+            raise ValueError(
+                f"`y` has classes not in `self.classes_`. `self.classes_` has {classes}. 'y' has {unknown}."
+            )
+        return positions
+
+    def _one_hot(self, positions):
+        """What ``LabelBinarizer.transform`` gives for 1-D labels at ``positions`` (bool)."""
+        n, k = positions.shape[0], len(self.classes_)
+        if self._label_binarizer.y_type_ == "multiclass":
+            Y = np.zeros((n, k), dtype=bool)
+            Y[np.arange(n), positions] = True
+            return Y
+        if k == 1:  # one class seen: LabelBinarizer's all-negative column
+            return np.zeros((n, 1), dtype=bool)
+        return (positions == 1).reshape(-1, 1)
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron classifier.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted classes.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight=sample_weight, score_function=accuracy_score)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with a single epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+        classes : array of shape (n_classes,), default=None
+            Classes across all calls to partial_fit; required on the first call.
+
+        Returns
+        -------
+        self : object
+            The trained model.
+
+        Notes
+        -----
+        The batch buffers (gathered rows, activations, deltas, the threads'
+        gradients) are kept from one call to the next, so a loop of partial_fit
+        calls allocates them once; ``fit`` and deleting the estimator release
+        them. They are not part of the model: never pickled, saved or copied.
+        Each call trains on copies of the parameters and the optimizer's state
+        (a call that fails leaves the model as it was); the arrays the previous
+        call started from are kept too, and the copies go into them when
+        nothing else holds them (no view of the old ``coefs_``, no other
+        reference), so the loop does not fault in fresh memory at every call.
+        Between calls this holds about three more copies of the parameters.
+        """
+        snapshot = dict(self.__dict__)
+        try:
+            if _check_partial_fit_first_call(self, classes):
+                self._label_binarizer = LabelBinarizer()
+                if type_of_target(y).startswith("multilabel"):
+                    self._label_binarizer.fit(y)
+                else:
+                    self._label_binarizer.fit(classes)
+            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            raise
+
+    def predict_log_proba(self, X):
+        """Log of the probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        log_y_prob : ndarray of shape (n_samples, n_classes)
+            ``log(predict_proba(X))``.
+        """
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            Probability of each class, in the order of ``classes_``.
+        """
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags

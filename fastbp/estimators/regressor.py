@@ -1,0 +1,314 @@
+"""MLPRegressor: the scikit-learn drop-in regressor."""
+
+from numbers import Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import RegressorMixin
+from sklearn.metrics import r2_score
+from sklearn.utils import column_or_1d
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from .stopping import _check_finite
+from .solving import _Validation
+from ._base import BaseMultilayerPerceptron
+
+
+class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
+    """Multi-layer perceptron regressor trained by compiled backpropagation.
+
+    A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`
+    with the same parameters, defaults, attributes and results (see
+    :class:`MLPClassifier` for the shared parameters), trained in compiled
+    Numba kernels.
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'absolute_error', 'huber', 'poisson'}, default='squared_error'
+        'squared_error' (half squared error), 'absolute_error' (subgradient 0
+        at 0), 'huber' (quadratic within ``huber_delta``, linear beyond), all
+        with an identity output, or 'poisson' (half Poisson deviance with a log
+        link; requires ``y >= 0``). For several outputs the reported loss is
+        summed over the outputs (for squared_error scikit-learn divides it by
+        their number while following the gradient of the sum; fastbp reports the
+        loss it differentiates).
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        Neurons per hidden layer.
+    activation : str or list of str, default='relu'
+        Activation of the hidden layers (see :class:`MLPClassifier`).
+    solver : str, default='adam'
+        Weight optimizer (see :class:`MLPClassifier`).
+    alpha : float, default=0.0001
+        L2 penalty strength.
+    batch_size : int or 'auto', default='auto'
+        Mini-batch size; 'auto' is ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine'}, default='constant'
+        Learning-rate schedule of the mini-batch solvers: scikit-learn's three
+        (which its 'adam' ignores, and so does fastbp's) and 'cosine' annealing
+        from ``learning_rate_init`` to 0 over ``max_iter`` epochs (all
+        mini-batch solvers).
+    learning_rate_init : float, default=0.001
+        Initial learning rate.
+    power_t : float, default=0.5
+        Exponent of 'invscaling'.
+    max_iter : int, default=200
+        Maximum number of epochs or L-BFGS iterations.
+    shuffle : bool, default=True
+        Shuffle the samples in each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialization, early-stopping split and shuffling.
+    tol : float, default=1e-4
+        Tolerance of the stopping rule.
+    verbose : bool, default=False
+        Print progress messages.
+    warm_start : bool, default=False
+        Reuse the previous solution.
+    momentum : float, default=0.9
+        Momentum of 'sgd'.
+    nesterovs_momentum : bool, default=True
+        Nesterov's momentum.
+    early_stopping : bool, default=False
+        Stop on a held-out validation score (R²); restores the best weights.
+    validation_fraction : float, default=0.1
+        Held-out share for early stopping.
+    beta_1, beta_2, epsilon : float
+        Adam's constants (0.9, 0.999, 1e-8).
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping.
+    max_fun : int, default=15000
+        Maximum number of loss evaluations of 'lbfgs'.
+    huber_delta : float, default=1.0
+        Threshold of the 'huber' loss.
+    l1 : float, default=0.0
+        Strength of the L1 penalty on the weights (scaled like ``alpha``).
+    dropout : float or list of float, default=0.0
+        Inverted-dropout rate of the hidden layers' outputs, one for all or one
+        per hidden layer; off in prediction; reproducible from ``random_state``.
+        Stochastic solvers only.
+    init : {'glorot', 'he', 'lecun'}, default='glorot'
+        Uniform weight initialization: Glorot (scikit-learn's), He
+        (``sqrt(6 / fan_in)``) or LeCun (``sqrt(3 / fan_in)``).
+    max_time : float or None, default=None
+        Stop after this many seconds (checked between groups of mini-batches,
+        a fraction of a second apart, and between iterations).
+    negative_slope : float, default=0.01
+        Slope of 'leaky_relu' for negative inputs.
+    maxout_pieces : int, default=2
+        Linear pieces per 'maxout' unit: a maxout layer's weights have
+        ``units * maxout_pieces`` columns.
+    weight_decay : float, default=0.01
+        Decoupled weight decay of 'adamw' (weights only, not biases).
+    rho : float, default=0.9
+        Decay of the running mean square of 'rmsprop'.
+    n_jobs : int or None, default=None
+        Threads of fit and predict (see :class:`MLPClassifier`).
+    hogwild : bool, default=False
+        Lock-free parallel online SGD on ``n_jobs`` threads for
+        ``batch_size=1``; not deterministic (see :class:`MLPClassifier`).
+    hogwild_merge_every : int, default=16
+        Steps a Hogwild! thread takes between adding its change to the shared
+        weights (see :class:`MLPClassifier`).
+    device : {'cpu', 'cuda'}, default='cpu'
+        Where fit and predict run. 'cuda' runs the kernels' CUDA twins on an
+        NVIDIA GPU (``pip install 'fastbp[cuda]'``): the data, the parameters
+        and the optimizer state stay on the GPU during fit (the weights are
+        copied back once per epoch for the stopping rules), ``coefs_`` are
+        host arrays. Every solver but 'lm' runs there. Without a GPU, fit
+        raises a RuntimeError saying what is missing.
+
+    Attributes
+    ----------
+    loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_,
+    t_, coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_,
+    n_layers_, n_outputs_, out_activation_
+        As in :class:`MLPClassifier`; validation scores are R².
+
+    See Also
+    --------
+    MLPClassifier : The classifier.
+    sklearn.neural_network.MLPRegressor : The scikit-learn original.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp import MLPRegressor
+    >>> X = np.linspace(-1, 1, 200).reshape(-1, 1)
+    >>> reg = MLPRegressor((16,), solver="lbfgs", random_state=0).fit(X, X.ravel() ** 2)
+    >>> reg.score(X, X.ravel() ** 2) > 0.95
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "absolute_error", "huber", "poisson"})],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def _output_activation(self, y):
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _validate_validation_data(self, X_val, y_val, sample_weight_val, dtype):
+        X_val, y_val = validate_data(
+            self, X_val, y_val, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True, dtype=dtype,
+            reset=False,
+        )
+        y_val = np.asarray(y_val, dtype=dtype)
+        Y_val = y_val.reshape(-1, 1) if y_val.ndim == 1 else y_val
+        if Y_val.shape[1] != self.n_outputs_:
+            raise ValueError(f"y_val has {Y_val.shape[1]} outputs, y has {self.n_outputs_}.")
+        if sample_weight_val is not None:
+            sample_weight_val = _check_sample_weight(sample_weight_val, X_val, dtype=dtype)
+        return _Validation(X_val, y_val, Y_val, sample_weight_val, None)
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        huber_delta=1.0,
+        l1=0.0,
+        dropout=0.0,
+        init="glorot",
+        max_time=None,
+        negative_slope=0.01,
+        maxout_pieces=2,
+        weight_decay=0.01,
+        rho=0.9,
+        n_jobs=None,
+        hogwild=False,
+        hogwild_merge_every=16,
+        device="cpu",
+    ):
+        self.huber_delta = huber_delta
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            loss=loss,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            l1=l1,
+            dropout=dropout,
+            init=init,
+            max_time=max_time,
+            negative_slope=negative_slope,
+            maxout_pieces=maxout_pieces,
+            weight_decay=weight_decay,
+            rho=rho,
+            n_jobs=n_jobs,
+            hogwild=hogwild,
+            hogwild_merge_every=hogwild_merge_every,
+            device=device,
+        )
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight=sample_weight, score_function=r2_score)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+            ensure_all_finite=sp.issparse(X),  # dense X: _check_finite below
+        )
+        if not sp.issparse(X):
+            _check_finite(X, type(self).__name__)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y, y
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with a single epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            The trained model.
+
+        Notes
+        -----
+        The batch buffers and the arrays of the state the last call started
+        from are kept from one call to the next (see
+        :meth:`MLPClassifier.partial_fit`); ``fit`` and deleting the estimator
+        release them.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
