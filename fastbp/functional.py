@@ -8,7 +8,8 @@ from sklearn.utils import check_array
 
 from .engine import cpu, cuda_engine
 from .engine.network import check_name as _check_name, hidden_activation_names, make_network
-from .kernels.codes import LOSS_PAIRS, OUTPUT_ACTIVATIONS
+from .kernels.activations import OUTPUT_ACTIVATIONS
+from .kernels.codes import LOSS_PAIRS
 
 
 @dataclass

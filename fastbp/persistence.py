@@ -36,7 +36,8 @@ import sklearn
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
-from .kernels.codes import ACT_MAXOUT, FULL_BATCH_SOLVERS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, STOCHASTIC_SOLVERS
+from .kernels.activations import ACT_MAXOUT, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from .kernels.codes import FULL_BATCH_SOLVERS, STOCHASTIC_SOLVERS
 from .engine.network import make_network
 from .estimators import MLPClassifier, MLPRegressor
 from .solvers.state import OptimizerState

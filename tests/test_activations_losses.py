@@ -13,10 +13,12 @@ from sklearn.preprocessing import LabelBinarizer
 
 import fastbp
 from fastbp import MLPClassifier, MLPRegressor
+from fastbp.kernels import activations as registry
 
 from . import naive
 
-ACTIVATIONS = list(naive.ALL_HIDDEN_ACTIVATIONS)
+# every hidden activation of the registry (tests/naive.py holds each one's reference)
+ACTIVATIONS = [activation.name for activation in registry.ACTIVATIONS if activation.hidden]
 PAIRS = list(naive.LOSS_PAIRS)
 PAIR_IDS = [f"{a}+{l}" for a, l in PAIRS]
 N_OUT = {"identity": 2, "softmax": 3, "logistic": 2, "exp": 2}
@@ -24,6 +26,14 @@ N_OUT = {"identity": 2, "softmax": 3, "logistic": 2, "exp": 2}
 FD_RTOL = 1e-6  # the acceptance criterion: relative error of backprop vs finite differences
 MARGIN = 1e-2  # distance kept from every kink (pre-activations, maxout ties, residuals, weights)
 HUBER_DELTA = 0.7
+
+
+def test_the_reference_covers_every_activation_of_the_registry():
+    """An activation added to the registry needs its plain-NumPy reference in tests/naive.py."""
+    assert set(naive.ALL_HIDDEN_ACTIVATIONS) == {a.name for a in registry.ACTIVATIONS if a.hidden}
+    assert set(naive.OUTPUT_ACTIVATIONS) == {a.name for a in registry.ACTIVATIONS if a.output}
+    assert naive.ACTIVATION_ALIASES == registry.ACTIVATION_ALIASES
+    assert len({a.code for a in registry.ACTIVATIONS}) == len(registry.ACTIVATIONS)  # codes are unique
 
 
 # --------------------------------------------------------------------------
@@ -464,7 +474,7 @@ def test_extreme_inputs_stay_finite():
     assert_allclose(swish[[0, 4]], [0.0, 800.0], atol=1e-300, rtol=1e-15)
 
 
-@pytest.mark.parametrize("alias, canonical", list(naive.ACTIVATION_ALIASES.items()))
+@pytest.mark.parametrize("alias, canonical", list(registry.ACTIVATION_ALIASES.items()))
 def test_functional_aliases(alias, canonical):
     pair = ("softmax", "log_loss")
     coefs, intercepts, X, Y, _ = make_problem(700, canonical, pair)

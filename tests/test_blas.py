@@ -67,7 +67,7 @@ def test_gather_rows_with_prefetch_matches_fancy_indexing(dtype, layout, m):
     # the gather requests rows GATHER_AHEAD ahead before copying: batches shorter
     # and longer than that, rows anywhere in X (first, last), every layout
     from fastbp.kernels.config import GATHER_AHEAD
-    from fastbp.kernels import gather_rows
+    from fastbp.kernels.layers import gather_rows
 
     assert 1 < GATHER_AHEAD < 40
     rng = np.random.default_rng(m)

@@ -31,14 +31,16 @@ if not SIMULATOR:
 import fastbp  # noqa: E402
 from fastbp.engine import cpu as _engine  # noqa: E402
 from fastbp.kernels import activations  # noqa: E402
-from fastbp.kernels.codes import (  # noqa: E402
+from fastbp.kernels.activations import (  # noqa: E402
     ACT_MAXOUT,
     ACT_SOFTMAX,
     HIDDEN_ACTIVATIONS,
+    OUTPUT_ACTIVATIONS,
+)
+from fastbp.kernels.codes import (  # noqa: E402
     LOSS_LOG_LOSS,
     LOSS_PAIRS,
     LOSS_SQUARED_ERROR,
-    OUTPUT_ACTIVATIONS,
     STOCHASTIC_SOLVERS,
 )
 from fastbp.engine.network import make_network  # noqa: E402

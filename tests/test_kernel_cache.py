@@ -77,7 +77,7 @@ def test_changed_codes_recompile_the_kernel_and_train_the_new_meaning(tmp_path):
     again = _run(root, cache)  # unchanged sources: loaded
     assert again["hits"] >= 1 and again["misses"] == 0
     # swap the values of two activation codes in a file the kernels only import
-    codes = root / "fastbp" / "kernels" / "codes.py"
+    codes = root / "fastbp" / "kernels" / "activations.py"
     _edit(codes, r"^ACT_TANH = 2$", "ACT_TANH = 3")
     _edit(codes, r"^ACT_RELU = 3$", "ACT_RELU = 2")
     swapped = _run(root, cache)

@@ -16,6 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 import fastbp.solvers.state
+from fastbp.kernels.activations import ACTIVATIONS as ACTIVATION_REGISTRY
 from fastbp import MLPClassifier, MLPRegressor
 
 from . import naive
@@ -81,7 +82,7 @@ def test_digits_accuracy_per_solver(digits_split, params, minimum):
     assert 1 <= clf.n_iter_ <= 300
 
 
-@pytest.mark.parametrize("activation", list(naive.ALL_HIDDEN_ACTIVATIONS))
+@pytest.mark.parametrize("activation", [a.name for a in ACTIVATION_REGISTRY if a.hidden])
 def test_digits_accuracy_per_activation(digits_split, activation):
     X_train, X_test, y_train, y_test = digits_split
     clf = _fit_quietly(MLPClassifier(hidden_layer_sizes=(64,), activation=activation, random_state=0,
@@ -542,7 +543,7 @@ def test_adam_step_size_is_scikit_learns_at_every_step(beta_1, beta_2):
     # learning rate must stay scikit-learn's to the bit at every step
     from fastbp.kernels.codes import C_ADAM_STEP, F_BETA_1, F_BETA_2, F_LEARNING_RATE, I_SOLVER, N_COUNTERS, SOLVER_ADAM
     from fastbp.engine.cpu import make_config
-    from fastbp.kernels import step_size
+    from fastbp.kernels.optimizers import step_size
 
     icfg, fcfg = make_config()
     icfg[I_SOLVER] = SOLVER_ADAM

@@ -20,11 +20,9 @@ import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
 from ..kernels import epochs, layers
+from ..kernels.activations import ACT_MAXOUT, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from ..kernels.codes import (
-    ACT_MAXOUT,
-    HIDDEN_ACTIVATIONS,
     LOSS_PAIRS,
-    OUTPUT_ACTIVATIONS,
     STOCHASTIC_SOLVERS,
     C_ADAM_STEP,
     C_BATCH,

@@ -28,9 +28,8 @@ import numpy as np
 from numba import cuda
 
 from . import cpu
+from ..kernels.activations import ACT_MAXOUT, ACT_SOFTMAX
 from ..kernels.codes import (
-    ACT_MAXOUT,
-    ACT_SOFTMAX,
     C_ADAM_STEP,
     C_BATCH,
     F_ALPHA,

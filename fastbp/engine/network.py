@@ -1,7 +1,7 @@
 """A network from names: the layer widths and activation names a user gives, as the engine's
 :class:`~fastbp.engine.cpu.Network` of integer codes."""
 
-from ..kernels.codes import ACT_MAXOUT, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from ..kernels.activations import ACT_MAXOUT, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from . import cpu
 
 

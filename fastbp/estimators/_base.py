@@ -14,7 +14,8 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from ..engine import cpu, cuda_engine, dask
-from ..kernels.codes import FULL_BATCH_SOLVERS, HIDDEN_ACTIVATIONS, LOSS_PAIRS, STOCHASTIC_SOLVERS
+from ..kernels.activations import HIDDEN_ACTIVATIONS
+from ..kernels.codes import FULL_BATCH_SOLVERS, LOSS_PAIRS, STOCHASTIC_SOLVERS
 from ..kernels.config import DATA_PARALLEL_MAX_PARAMS, DATA_PARALLEL_MIN_ROWS
 from ..engine.network import hidden_activation_names, make_network
 from ..solvers.state import OptimizerState

@@ -5,43 +5,7 @@ function passed to a Numba kernel would be a new type in every process and would
 defeat Numba's on-disk cache.
 """
 
-# Activations.
-ACT_IDENTITY = 0
-ACT_LOGISTIC = 1
-ACT_TANH = 2
-ACT_RELU = 3
-ACT_SOFTMAX = 4  # output only
-ACT_EXP = 5  # output only
-ACT_LEAKY_RELU = 6
-ACT_SWISH = 7
-ACT_SOFTPLUS = 8
-ACT_ELU = 9
-ACT_GELU = 10
-ACT_MAXOUT = 11
-
-HIDDEN_ACTIVATIONS = {
-    "identity": ACT_IDENTITY,
-    "logistic": ACT_LOGISTIC,
-    "sigmoid": ACT_LOGISTIC,
-    "tanh": ACT_TANH,
-    "relu": ACT_RELU,
-    "leaky_relu": ACT_LEAKY_RELU,
-    "swish": ACT_SWISH,
-    "silu": ACT_SWISH,
-    "softplus": ACT_SOFTPLUS,
-    "elu": ACT_ELU,
-    "gelu": ACT_GELU,
-    "maxout": ACT_MAXOUT,
-}
-# canonical name of each alias
-ACTIVATION_ALIASES = {"sigmoid": "logistic", "silu": "swish"}
-
-OUTPUT_ACTIVATIONS = {
-    "identity": ACT_IDENTITY,
-    "logistic": ACT_LOGISTIC,
-    "softmax": ACT_SOFTMAX,
-    "exp": ACT_EXP,
-}
+# Activations: their codes and names are the registry in activations.py.
 
 # Losses.
 LOSS_SQUARED_ERROR = 0

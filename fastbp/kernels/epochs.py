@@ -8,11 +8,8 @@ from numba import njit, prange
 
 from .blas import borrowed, gemm, prefetch
 from .cache import load_without_compiler_setup
+from .activations import ACT_EXP, ACT_IDENTITY, ACT_LOGISTIC, ACT_SOFTMAX
 from .codes import (
-    ACT_EXP,
-    ACT_IDENTITY,
-    ACT_LOGISTIC,
-    ACT_SOFTMAX,
     C_BATCH,
     F_ALPHA,
     F_L1,

@@ -5,9 +5,8 @@ import math
 from numba import njit, prange
 
 from .cache import load_without_compiler_setup
+from .activations import ACT_LOGISTIC, ACT_SOFTMAX
 from .codes import (
-    ACT_LOGISTIC,
-    ACT_SOFTMAX,
     LOSS_ABSOLUTE_ERROR,
     LOSS_BINARY_LOG_LOSS,
     LOSS_HUBER,
