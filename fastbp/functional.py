@@ -9,7 +9,7 @@ from sklearn.utils import check_array
 from .engine import cpu, cuda_engine
 from .engine.network import check_name as _check_name, hidden_activation_names, make_network
 from .kernels.activations import OUTPUT_ACTIVATIONS
-from .kernels.codes import LOSS_PAIRS
+from .kernels.losses import LOSS_PAIRS, needs_nonnegative_targets
 
 
 @dataclass
@@ -246,8 +246,8 @@ def backprop(
             raise ValueError(f"sample_weight must have shape ({n},), got {sample_weight.shape}.")
         if np.any(sample_weight < 0) or not sample_weight.sum() > 0:
             raise ValueError("sample_weight must be non-negative with a positive sum.")
-    if loss == "poisson" and np.any(Y < 0):
-        raise ValueError("The poisson loss requires non-negative targets Y.")
+    if needs_nonnegative_targets(loss) and np.any(Y < 0):
+        raise ValueError(f"The {loss} loss requires non-negative targets Y.")
 
     icfg, fcfg = cpu.make_config(
         LOSS_PAIRS[(out_activation, loss)], alpha=alpha, l1=l1, huber_delta=huber_delta,

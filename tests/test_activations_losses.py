@@ -14,12 +14,14 @@ from sklearn.preprocessing import LabelBinarizer
 import fastbp
 from fastbp import MLPClassifier, MLPRegressor
 from fastbp.kernels import activations as registry
+from fastbp.kernels import losses as loss_registry
 
 from . import naive
 
 # every hidden activation of the registry (tests/naive.py holds each one's reference)
 ACTIVATIONS = [activation.name for activation in registry.ACTIVATIONS if activation.hidden]
-PAIRS = list(naive.LOSS_PAIRS)
+# every (output activation, loss) pair of the loss registry
+PAIRS = list(loss_registry.LOSS_PAIRS)
 PAIR_IDS = [f"{a}+{l}" for a, l in PAIRS]
 N_OUT = {"identity": 2, "softmax": 3, "logistic": 2, "exp": 2}
 
@@ -34,6 +36,17 @@ def test_the_reference_covers_every_activation_of_the_registry():
     assert set(naive.OUTPUT_ACTIVATIONS) == {a.name for a in registry.ACTIVATIONS if a.output}
     assert naive.ACTIVATION_ALIASES == registry.ACTIVATION_ALIASES
     assert len({a.code for a in registry.ACTIVATIONS}) == len(registry.ACTIVATIONS)  # codes are unique
+
+
+def test_the_reference_covers_every_loss_of_the_registry():
+    """A loss added to the registry needs its reference in tests/naive.py, and its matched output
+    activation must be an output activation."""
+    assert set(naive.LOSS_PAIRS) == set(loss_registry.LOSS_PAIRS)
+    assert set(naive.MATCHED_PAIRS) <= {(loss.output, loss.name) for loss in loss_registry.LOSSES}
+    assert all(loss.output in registry.OUTPUT_ACTIVATIONS for loss in loss_registry.LOSSES)
+    assert len({loss.code for loss in loss_registry.LOSSES}) == len(loss_registry.LOSSES)
+    regressor_losses = set(fastbp.MLPRegressor._parameter_constraints["loss"][0].options)
+    assert regressor_losses == set(loss_registry.REGRESSION_LOSSES)
 
 
 # --------------------------------------------------------------------------

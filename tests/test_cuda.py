@@ -37,12 +37,8 @@ from fastbp.kernels.activations import (  # noqa: E402
     HIDDEN_ACTIVATIONS,
     OUTPUT_ACTIVATIONS,
 )
-from fastbp.kernels.codes import (  # noqa: E402
-    LOSS_LOG_LOSS,
-    LOSS_PAIRS,
-    LOSS_SQUARED_ERROR,
-    STOCHASTIC_SOLVERS,
-)
+from fastbp.kernels.losses import LOSS_LOG_LOSS, LOSS_PAIRS, LOSS_SQUARED_ERROR  # noqa: E402
+from fastbp.kernels.codes import STOCHASTIC_SOLVERS  # noqa: E402
 from fastbp.engine.network import make_network  # noqa: E402
 
 from . import naive  # noqa: E402
@@ -55,7 +51,8 @@ N, D, HIDDEN, N_OUT = 7, 5, (4, 3), 3
 
 from numba import cuda  # noqa: E402  (numba-cuda: skipped above when absent)
 
-from fastbp._cuda import kernels as _kernels_cuda  # noqa: E402
+from fastbp._cuda import activations as _activations_cuda  # noqa: E402
+from fastbp._cuda import losses as _losses_cuda  # noqa: E402
 
 
 @cuda.jit
@@ -63,7 +60,7 @@ def _uniforms(out, seed, batch, start, layer, m, k):
     """The device's dropout uniforms of (seed, batch, start + row, layer, unit), (m, k)."""
     for t in range(cuda.grid(1), m * k, cuda.gridsize(1)):
         i = t // k
-        out[t] = _kernels_cuda.dropout_uniform(seed, batch, start + i, layer, t - i * k)
+        out[t] = _activations_cuda.dropout_uniform(seed, batch, start + i, layer, t - i * k)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -152,7 +149,7 @@ def _run_activation(K, code, z, bias, n_units, slope=0.01, pieces=1, rate=0.0, s
     m, n_cols = z.shape
     d_pre, d_acts, d_params = _dev(z), _dev(np.zeros((m, n_units))), _dev(np.concatenate([[9.0, 9.0], bias]))
     items = m if code == ACT_SOFTMAX else (m * n_units if code == ACT_MAXOUT else m * n_cols)
-    K.bias_activation[K.grid_1d(items), K.THREADS](
+    _activations_cuda.bias_activation[K.grid_1d(items), K.THREADS](
         d_pre, 0, d_acts, 0, d_params, 2, m, n_cols, n_units, code, slope, pieces, rate, seed, batch, start, layer
     )
     return d_pre.copy_to_host().reshape(m, n_cols), d_acts.copy_to_host().reshape(m, n_units)
@@ -166,7 +163,7 @@ def _run_backprop_activation(K, code, pre, acts, dact, slope=0.01, pieces=1, rat
     d_pre = _dev(np.concatenate([[1.0] * 3, pre.ravel()]))
     d_acts = _dev(np.concatenate([[1.0] * 2, acts.ravel()]))
     d_deltas = _dev(np.concatenate([[5.0] * 3, np.full(pre.size, np.nan)]))
-    K.backprop_activation[K.grid_1d(m * n_units), K.THREADS](
+    _activations_cuda.backprop_activation[K.grid_1d(m * n_units), K.THREADS](
         d_dact, d_pre, 3, d_acts, 2, d_deltas, m, n_units, code, slope, pieces, rate, seed, batch, start, layer
     )
     out = d_deltas.copy_to_host()
@@ -266,7 +263,7 @@ def test_output_delta_and_loss_match_naive(K, out_activation, loss):
             d_acts = _dev(np.concatenate([[0.0] * 4, y_pred.ravel()]))
             d_deltas = _dev(np.full(2 + N * N_OUT, np.nan))
             d_row_loss = _dev(np.zeros(N))
-            K.output_delta_loss[K.grid_1d(N), K.THREADS](
+            _losses_cuda.output_delta_loss[K.grid_1d(N), K.THREADS](
                 d_acts, 4, _dev(Y), _dev(np.ones(N) if sw is None else sw), int(sw is not None),
                 OUTPUT_ACTIVATIONS[out_activation], LOSS_PAIRS[(out_activation, loss)], int(constant), 1e-16,
                 huber_delta, d_deltas, 2, d_row_loss, N, N_OUT,
@@ -295,7 +292,7 @@ def test_an_unknown_code_computes_nan_not_a_real_branch(K):
     deltas, _ = _run_backprop_activation(K, UNKNOWN_CODE, z, np.tanh(z), rng.randn(N, 3))
     assert np.isnan(deltas).all()
     d_deltas, d_row_loss = _dev(np.zeros(N * N_OUT)), _dev(np.zeros(N))
-    K.output_delta_loss[K.grid_1d(N), K.THREADS](
+    _losses_cuda.output_delta_loss[K.grid_1d(N), K.THREADS](
         _dev(rng.rand(N, N_OUT)), 0, _dev(rng.rand(N, N_OUT)), _dev(np.ones(N)), 0, OUTPUT_ACTIVATIONS["identity"],
         UNKNOWN_CODE, 0, 1e-16, 1.0, d_deltas, 0, d_row_loss, N, N_OUT,
     )

@@ -15,7 +15,8 @@ from sklearn.preprocessing import StandardScaler
 from fastbp import MLPClassifier, MLPRegressor
 from fastbp.engine import cpu as _engine
 from fastbp.kernels import epochs
-from fastbp.kernels.codes import C_ADAM_STEP, C_BATCH, F_LEARNING_RATE, LOSS_LOG_LOSS, SOLVER_ADAM, SOLVER_SGD
+from fastbp.kernels.losses import LOSS_LOG_LOSS
+from fastbp.kernels.codes import C_ADAM_STEP, C_BATCH, F_LEARNING_RATE, SOLVER_ADAM, SOLVER_SGD
 from fastbp.functional import make_network
 
 

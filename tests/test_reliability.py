@@ -504,7 +504,8 @@ def test_unknown_codes_never_reach_a_kernel(make):
 
 def test_every_registered_code_passes_the_boundary():
     from fastbp.kernels.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
-    from fastbp.kernels.codes import LOSS_PAIRS, STOCHASTIC_SOLVERS
+    from fastbp.kernels.losses import LOSS_PAIRS
+    from fastbp.kernels.codes import STOCHASTIC_SOLVERS
 
     for loss in set(LOSS_PAIRS.values()):
         for solver in STOCHASTIC_SOLVERS.values():
@@ -518,7 +519,8 @@ def _epoch_with_codes(hidden=None, output=None, loss=None, solver=None):
     """One compiled epoch of a tiny network whose codes were changed after the
     engine's checks (as a mistake inside fastbp could); (loss, weights, outputs)."""
     from fastbp.kernels.activations import ACT_RELU, ACT_SOFTMAX
-    from fastbp.kernels.codes import I_LOSS, I_SOLVER, LAYER_ACTIVATION, LOSS_LOG_LOSS, N_COUNTERS, SOLVER_SGD
+    from fastbp.kernels.losses import LOSS_LOG_LOSS
+    from fastbp.kernels.codes import I_LOSS, I_SOLVER, LAYER_ACTIVATION, N_COUNTERS, SOLVER_SGD
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(12, 4))

@@ -15,7 +15,9 @@ from ..kernels.activations import (
     ACT_IDENTITY,
     ACT_LEAKY_RELU,
     ACT_LOGISTIC,
+    ACT_MAXOUT,
     ACT_RELU,
+    ACT_SOFTMAX,
     ACT_SOFTPLUS,
     ACT_SWISH,
     ACT_TANH,
@@ -112,3 +114,106 @@ def backprop_value(da, v, a, code, slope, keep):
     if code == ACT_IDENTITY:
         return da
     return math.nan  # an unknown code (refused by the engine first)
+
+
+# --------------------------------------------------------------------------
+# activations
+# --------------------------------------------------------------------------
+@cuda.jit(cache=True)
+def bias_activation(pre, z_off, acts, a_off, params, b_off, m, n_cols, n_units, code, slope, pieces, rate, seed,
+                    batch, start, layer):
+    """``z += b`` in place, then ``out = phi(z)``, then inverted dropout (``rate > 0``).
+
+    ``pre`` holds z (m, n_cols) at ``z_off``, ``acts`` receives the output (m,
+    n_units) at ``a_off``; the bias is ``params[b_off:b_off + n_cols]``. One
+    thread per row (softmax), per unit (maxout: its pieces) or per element.
+    Dropout draws the mask of (seed, batch, start + row, layer, unit).
+    """
+    if code == ACT_SOFTMAX:
+        n = m
+    elif code == ACT_MAXOUT:
+        n = m * n_units
+    else:
+        n = m * n_cols
+    scale = 1.0 / (1.0 - rate) if rate > 0.0 else 1.0
+    for t in range(cuda.grid(1), n, cuda.gridsize(1)):
+        if code == ACT_SOFTMAX:
+            i = t
+            zb = z_off + i * n_cols
+            ab = a_off + i * n_units
+            for j in range(n_cols):
+                pre[zb + j] += params[b_off + j]
+            row_max = pre[zb]
+            for j in range(n_cols):
+                if pre[zb + j] > row_max:
+                    row_max = pre[zb + j]
+            total = 0.0
+            for j in range(n_cols):
+                e = math.exp(pre[zb + j] - row_max)
+                acts[ab + j] = e
+                total += e
+            for j in range(n_cols):
+                acts[ab + j] = acts[ab + j] / total
+        else:
+            if code == ACT_MAXOUT:
+                i = t // n_units
+                u = t - i * n_units
+                c0 = z_off + i * n_cols + u * pieces
+                for p in range(pieces):
+                    pre[c0 + p] += params[b_off + u * pieces + p]
+                best = pre[c0]
+                for p in range(1, pieces):
+                    v = pre[c0 + p]
+                    if v > best:
+                        best = v
+                acts[a_off + t] = best
+            else:
+                i = t // n_cols
+                u = t - i * n_cols
+                idx = z_off + t
+                pre[idx] += params[b_off + u]
+                acts[a_off + t] = phi(pre[idx], code, slope)
+            if rate > 0.0:
+                if dropout_uniform(seed, batch, start + i, layer, u) < rate:
+                    acts[a_off + t] = 0.0
+                else:
+                    acts[a_off + t] = acts[a_off + t] * scale
+
+
+@cuda.jit(cache=True)
+def backprop_activation(dact, pre, z_off, acts, a_off, deltas, m, n_units, code, slope, pieces, rate, seed, batch,
+                        start, layer):
+    """``delta_z = (delta_a * dropout mask) * phi'(z)`` (the CPU's ``backprop_activation``).
+
+    ``dact`` holds dL/d(output) (m, n_units) at offset 0 and is scaled in place
+    by the dropout mask; ``pre`` / ``acts`` the layer's z and output at
+    ``z_off`` / ``a_off``; ``deltas`` receives dL/dz at ``z_off``. Maxout sends
+    the gradient to each unit's first maximal piece.
+    """
+    n = m * n_units
+    if rate > 0.0:
+        scale = 1.0 / (1.0 - rate)
+        keep = 1.0 - rate  # phi(z) = a * keep for the units that were kept
+    else:
+        scale = 1.0
+        keep = 1.0
+    for t in range(cuda.grid(1), n, cuda.gridsize(1)):
+        i = t // n_units
+        j = t - i * n_units
+        if rate > 0.0:
+            if dropout_uniform(seed, batch, start + i, layer, j) < rate:
+                dact[t] = 0.0
+            else:
+                dact[t] = dact[t] * scale
+        if code == ACT_MAXOUT:
+            c0 = z_off + i * n_units * pieces + j * pieces
+            best = c0
+            for p in range(1, pieces):
+                if pre[c0 + p] > pre[best]:
+                    best = c0 + p
+            for p in range(pieces):
+                deltas[c0 + p] = 0.0
+            deltas[best] = dact[t]
+        else:
+            idx = z_off + t
+            deltas[idx] = backprop_value(dact[t], pre[idx], acts[a_off + t], code, slope, keep)

@@ -21,8 +21,8 @@ from threadpoolctl import ThreadpoolController
 
 from ..kernels import epochs, layers
 from ..kernels.activations import ACT_MAXOUT, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from ..kernels.losses import LOSS_PAIRS
 from ..kernels.codes import (
-    LOSS_PAIRS,
     STOCHASTIC_SOLVERS,
     C_ADAM_STEP,
     C_BATCH,

@@ -59,7 +59,7 @@ from ..kernels.codes import (
     STOCHASTIC_SOLVERS,
 )
 from ..kernels.config import CHUNK_ROWS
-from .._cuda import kernels as K
+from .._cuda import activations as cuda_activations, kernels as K, losses as cuda_losses
 
 # Solvers whose step runs on the device, and those that only need the device's
 # full-batch loss and gradient (their step runs on the host).
@@ -389,7 +389,7 @@ class CudaTrainer:
                 items = m * n_units
             else:
                 items = m * n_cols
-            K.bias_activation[K.grid_1d(items), T](
+            cuda_activations.bias_activation[K.grid_1d(items), T](
                 self._d_pre, self._z_off[layer + 1], self._d_acts, self._a_off[layer + 1], d_params,
                 self._b_off[layer], m, n_cols, n_units, code, self._slopes[layer], self._pieces[layer], rate, seed,
                 batch, start, layer,
@@ -405,7 +405,7 @@ class CudaTrainer:
             self._d_Y, k, self._d_sw, int(self._has_sw), d_rows, start, m, self._d_yb, self._d_swb
         )
         L = self.n_layers
-        K.output_delta_loss[K.grid_1d(m), T](
+        cuda_losses.output_delta_loss[K.grid_1d(m), T](
             self._d_acts, self._a_off[L], self._d_yb, self._d_swb, int(self._has_sw), self._codes[L - 1],
             int(self.icfg[I_LOSS]), int(self.icfg[I_POISSON_CONSTANT] != 0), float(self.fcfg[F_CLIP]),
             float(self.fcfg[F_HUBER_DELTA]), self._d_deltas, self._z_off[L], self._d_row_loss, m, k,
@@ -439,7 +439,7 @@ class CudaTrainer:
                     trans_b=True,
                 )
                 rate = self._dropout[below] if training else 0.0
-                K.backprop_activation[K.grid_1d(m * fan_in), T](
+                cuda_activations.backprop_activation[K.grid_1d(m * fan_in), T](
                     self._d_dact, self._d_pre, self._z_off[layer], self._d_acts, self._a_off[layer], self._d_deltas,
                     m, fan_in, self._codes[below], self._slopes[below], self._pieces[below], rate, seed, batch, start,
                     below,

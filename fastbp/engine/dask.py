@@ -65,6 +65,7 @@ from sklearn.utils.validation import _check_feature_names, _check_n_features
 from . import cpu
 from ..kernels import epochs, layers
 from ..kernels.codes import F_ALPHA, F_L1, STOCHASTIC_SOLVERS
+from ..kernels.losses import needs_nonnegative_targets
 from ..kernels.config import CHUNK_ROWS
 from ..solvers.state import OptimizerState
 
@@ -658,7 +659,7 @@ def fit_dask(est, X, y, sample_weight, incremental, X_val, y_val, sample_weight_
         if y.dtype.kind not in "biuf":
             raise ValueError(f"y must hold numbers for a regressor, got dtype {y.dtype}.")
         stats["y_finite"] = da.isfinite(y).all()
-        if est.loss == "poisson":
+        if needs_nonnegative_targets(est.loss):
             stats["y_min"] = y.min()
     if sample_weight is not None:
         stats["sw_sum"] = sample_weight.sum(dtype=np.float64)
@@ -667,7 +668,7 @@ def fit_dask(est, X, y, sample_weight, incremental, X_val, y_val, sample_weight_
     if not classifier and not stats["y_finite"]:
         raise ValueError("Input y contains NaN or infinity.")
     if "y_min" in stats and stats["y_min"] < 0:
-        raise ValueError("Some value(s) of y are negative which is not allowed for the poisson loss.")
+        raise ValueError(f"Some value(s) of y are negative which is not allowed for the {est.loss} loss.")
     if sample_weight is not None:
         if not stats["sw_finite"]:
             raise ValueError("Input sample_weight contains NaN or infinity.")

@@ -15,7 +15,8 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from ..engine import cpu, cuda_engine, dask
 from ..kernels.activations import HIDDEN_ACTIVATIONS
-from ..kernels.codes import FULL_BATCH_SOLVERS, LOSS_PAIRS, STOCHASTIC_SOLVERS
+from ..kernels.losses import LOSS_PAIRS, needs_nonnegative_targets
+from ..kernels.codes import FULL_BATCH_SOLVERS, STOCHASTIC_SOLVERS
 from ..kernels.config import DATA_PARALLEL_MAX_PARAMS, DATA_PARALLEL_MIN_ROWS
 from ..engine.network import hidden_activation_names, make_network
 from ..solvers.state import OptimizerState
@@ -363,8 +364,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
         sample_weight = self._combined_sample_weight(sample_weight, X, y_labels, incremental)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
-        if self.loss == "poisson" and np.any(y < 0):
-            raise ValueError("Some value(s) of y are negative which is not allowed for the poisson loss.")
+        if needs_nonnegative_targets(self.loss) and np.any(y < 0):
+            raise ValueError(f"Some value(s) of y are negative which is not allowed for the {self.loss} loss.")
         self.n_outputs_ = y.shape[1]
         validation = None
         if X_val is not None or y_val is not None:

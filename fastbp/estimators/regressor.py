@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ..kernels.losses import REGRESSION_LOSSES
 from .stopping import _check_finite
 from .solving import _Validation
 from ._base import BaseMultilayerPerceptron
@@ -142,12 +143,12 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     _parameter_constraints: dict = {
         **BaseMultilayerPerceptron._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "absolute_error", "huber", "poisson"})],
+        "loss": [StrOptions(set(REGRESSION_LOSSES))],
         "huber_delta": [Interval(Real, 0, None, closed="neither")],
     }
 
     def _output_activation(self, y):
-        return "exp" if self.loss == "poisson" else "identity"
+        return REGRESSION_LOSSES[self.loss].output  # the loss's matched output activation
 
     def _validate_validation_data(self, X_val, y_val, sample_weight_val, dtype):
         X_val, y_val = validate_data(

@@ -7,28 +7,7 @@ defeat Numba's on-disk cache.
 
 # Activations: their codes and names are the registry in activations.py.
 
-# Losses.
-LOSS_SQUARED_ERROR = 0
-LOSS_LOG_LOSS = 1  # softmax + categorical cross-entropy
-LOSS_BINARY_LOG_LOSS = 2  # logistic + binary cross-entropy (binary, multilabel)
-LOSS_POISSON = 3  # exp + Poisson
-LOSS_ABSOLUTE_ERROR = 4
-LOSS_HUBER = 5
-
-# (output activation, loss name) -> loss code. The first group are the matched
-# pairs, whose output delta dL/dz is y_pred - y (absolute and Huber: its clipped
-# form); squared error on softmax / logistic outputs goes through the output
-# activation's Jacobian.
-LOSS_PAIRS = {
-    ("identity", "squared_error"): LOSS_SQUARED_ERROR,
-    ("softmax", "log_loss"): LOSS_LOG_LOSS,
-    ("logistic", "log_loss"): LOSS_BINARY_LOG_LOSS,
-    ("exp", "poisson"): LOSS_POISSON,
-    ("identity", "absolute_error"): LOSS_ABSOLUTE_ERROR,
-    ("identity", "huber"): LOSS_HUBER,
-    ("softmax", "squared_error"): LOSS_SQUARED_ERROR,
-    ("logistic", "squared_error"): LOSS_SQUARED_ERROR,
-}
+# Losses: their codes, names and matched output activations are the registry in losses.py.
 
 # Solvers. The stochastic ones have a compiled step inside the epoch kernel.
 SOLVER_SGD = 0

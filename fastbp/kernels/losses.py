@@ -1,20 +1,77 @@
 """Compiled output delta and loss: dL/dz of the output layer and each row's loss."""
 
 import math
+from typing import NamedTuple
 
 from numba import njit, prange
 
 from .cache import load_without_compiler_setup
 from .activations import ACT_LOGISTIC, ACT_SOFTMAX
-from .codes import (
-    LOSS_ABSOLUTE_ERROR,
-    LOSS_BINARY_LOG_LOSS,
-    LOSS_HUBER,
-    LOSS_LOG_LOSS,
-    LOSS_POISSON,
-    LOSS_SQUARED_ERROR,
-)
 from .jit import EXACT_PARALLEL
+
+
+# --------------------------------------------------------------------------
+# the registry: one entry a loss (its name, code, matched output activation
+# and what it asks of the targets); its output delta and loss are the branch
+# of its code in output_delta_loss below (its CUDA twin: _cuda/losses.py)
+# --------------------------------------------------------------------------
+class Loss(NamedTuple):
+    """One loss of the registry.
+
+    Attributes
+    ----------
+    name : str
+        The name the estimators (``loss=``) and the functional API take.
+    code : int
+        The kernels' integer code.
+    output : str
+        Its matched output activation: the output delta is ``y_pred - y`` (absolute error: its
+        sign; Huber: its clipped form).
+    regression : bool
+        Whether MLPRegressor offers it (the classifier's loss is always 'log_loss').
+    nonnegative_targets : bool
+        Whether the targets must be >= 0.
+    formula : str
+        The loss of one row, for the documentation.
+    """
+
+    name: str
+    code: int
+    output: str
+    regression: bool = True
+    nonnegative_targets: bool = False
+    formula: str = ""
+
+
+LOSS_SQUARED_ERROR = 0
+LOSS_LOG_LOSS = 1  # softmax + categorical cross-entropy
+LOSS_BINARY_LOG_LOSS = 2  # logistic + binary cross-entropy (binary, multilabel)
+LOSS_POISSON = 3  # exp + Poisson
+LOSS_ABSOLUTE_ERROR = 4
+LOSS_HUBER = 5
+
+LOSSES = (
+    Loss("squared_error", LOSS_SQUARED_ERROR, "identity", formula="(y_pred - y)**2 / 2"),
+    Loss("log_loss", LOSS_LOG_LOSS, "softmax", regression=False, formula="-sum(y * log(p))"),
+    Loss("log_loss", LOSS_BINARY_LOG_LOSS, "logistic", regression=False,
+         formula="-sum(y * log(p) + (1 - y) * log(1 - p))"),
+    Loss("poisson", LOSS_POISSON, "exp", nonnegative_targets=True, formula="y_pred - y * log(y_pred)"),
+    Loss("absolute_error", LOSS_ABSOLUTE_ERROR, "identity", formula="|y_pred - y|"),
+    Loss("huber", LOSS_HUBER, "identity",
+         formula="r**2 / 2 for |r| <= huber_delta, else huber_delta * (|r| - huber_delta / 2)"),
+)
+
+# (output activation, loss name) -> loss code: the matched pairs, then squared error on softmax /
+# logistic outputs, which goes through the output activation's Jacobian.
+LOSS_PAIRS = {(loss.output, loss.name): loss.code for loss in LOSSES}
+LOSS_PAIRS.update({("softmax", "squared_error"): LOSS_SQUARED_ERROR, ("logistic", "squared_error"): LOSS_SQUARED_ERROR})
+# MLPRegressor's losses, by name
+REGRESSION_LOSSES = {loss.name: loss for loss in LOSSES if loss.regression}
+
+
+def needs_nonnegative_targets(name):
+    """Whether the loss ``name`` takes only targets >= 0 (False for a name it does not know)."""
+    return any(loss.nonnegative_targets for loss in LOSSES if loss.name == name)
 
 
 # --------------------------------------------------------------------------
