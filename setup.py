@@ -1,7 +1,7 @@
 """The wheel carries prebuilt kernels: after the sources are copied into the build folder,
 ``python -m fastbp warmup --prebuild`` compiles the default fits' and predictions' kernels
 for the x86-64-v3 and x86-64-v4 baselines, float64 and float32, into
-``fastbp/_prebuilt/<baseline>/`` there (see fastbp/_warmup.py and fastbp/_cache_loading.py).
+``fastbp/_prebuilt/<baseline>/`` there (see fastbp/_warmup.py and fastbp/kernels/cache.py).
 
 ``FASTBP_PREBUILD=0`` builds a wheel without them (kernels then compile on first use, as from a
 source tree). Off x86-64, or if the build fails, the wheel is built without them and says so.

@@ -2,7 +2,7 @@
 
 For one epoch of a workload this runs exactly the matrix products of fastbp's threaded
 (data-parallel) epoch: every batch split into one contiguous row block per thread, each thread
-multiplying its block with single-threaded BLAS through ``fastbp.blas.gemm`` (forward
+multiplying its block with single-threaded BLAS through ``fastbp.kernels.blas.gemm`` (forward
 ``x W``, weight gradients ``x.T delta``, delta recursion ``delta W.T``), with the same shapes,
 the same split of small products and the same thread count, on buffers of the right sizes. It
 leaves out everything else an epoch does (gather, activations, loss, bias gradients, the

@@ -1,4 +1,4 @@
-"""The kernels' BLAS product (fastbp.blas.gemm): plain loops, one BLAS call, or
+"""The kernels' BLAS product (fastbp.kernels.blas.gemm): plain loops, one BLAS call, or
 two on halves of C's rows (the split chosen for OpenBLAS's small-matrix kernel)."""
 
 import numpy as np

@@ -84,9 +84,18 @@ def K():
 
 @pytest.fixture(scope="module")
 def cu():
-    import fastbp._cuda as package
+    # the CUDA trainer (engine/cuda.py, reached through engine.cuda_engine()) and the
+    # availability checks of fastbp._cuda, under one name
+    import types
 
-    return package
+    from fastbp import _cuda
+    from fastbp.engine import cuda_engine
+
+    engine = cuda_engine()
+    return types.SimpleNamespace(
+        CudaTrainer=engine.CudaTrainer, predict_output=engine.predict_output, check_solver=engine.check_solver,
+        require_cuda=_cuda.require_cuda, cuda_available=_cuda.cuda_available,
+    )
 
 
 def _dev(arr):
@@ -577,8 +586,10 @@ def test_require_cuda_says_what_is_missing(cu, monkeypatch):
     assert str(info.value).startswith(base)
     assert "The numba-cuda package is not installed." in str(info.value)
     assert not cu.cuda_available()
+    from fastbp.engine import cuda_engine
+
     with pytest.raises(RuntimeError, match="numba-cuda package is not installed"):
-        cu.CudaTrainer  # noqa: B018  (the engine is reached through require_cuda)
+        cuda_engine()  # the engine is reached through require_cuda
 
 
 def test_importing_fastbp_does_not_import_cuda():

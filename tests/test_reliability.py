@@ -439,7 +439,7 @@ FRESH_SCRIPT = textwrap.dedent(
     """
     import hashlib, warnings, numpy as np, fastbp
     from fastbp.engine import cpu as _engine
-    from fastbp.kernels.codes import LOSS_LOG_LOSS
+    from fastbp.kernels.losses import LOSS_LOG_LOSS
     from fastbp.engine.network import make_network
     from fastbp.solvers.state import STOCHASTIC_SOLVERS
     warnings.simplefilter("ignore")

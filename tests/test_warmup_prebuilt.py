@@ -116,7 +116,7 @@ def test_prebuilt_kernels_load_only_when_they_match(tmp_path):
     manifest["digest"] = "0" * 64
     (prebuilt / "x86-64-v3" / "manifest.json").write_text(json.dumps(manifest))
     probe = subprocess.run(
-        [sys.executable, "-c", "from fastbp import _cache_loading as c; print(c.prebuilt_targets()); "
+        [sys.executable, "-c", "from fastbp.kernels import cache as c; print(c.prebuilt_targets()); "
          "print(c._why_compiling())"],
         capture_output=True, text=True, timeout=300, env=env, cwd=str(root),
     )

@@ -1,6 +1,6 @@
 """Write the saved models of tests/data/format-<N>/ for the current format version.
 
-Run once when FORMAT_VERSION (fastbp/_persistence.py) increases, from the
+Run once when FORMAT_VERSION (fastbp/persistence/__init__.py) increases, from the
 repository root::
 
     python tests/data/make_saved_models.py
