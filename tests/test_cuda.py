@@ -38,7 +38,7 @@ from fastbp.kernels.activations import (  # noqa: E402
     OUTPUT_ACTIVATIONS,
 )
 from fastbp.kernels.losses import LOSS_LOG_LOSS, LOSS_PAIRS, LOSS_SQUARED_ERROR  # noqa: E402
-from fastbp.kernels.codes import STOCHASTIC_SOLVERS  # noqa: E402
+from fastbp.kernels.optimizers import STOCHASTIC_SOLVERS  # noqa: E402
 from fastbp.engine.network import make_network  # noqa: E402
 
 from . import naive  # noqa: E402
@@ -401,8 +401,8 @@ def _trainers(cu, network, X, Y, sw, icfg, fcfg, batch_rows, dtype):
 
 SOLVER_CASES = [
     # solver, options, dropout on the first hidden layer
-    ("sgd", dict(momentum=0.9), False),
-    ("sgd", dict(momentum=0.9, nesterov=True, l1=1e-3), True),
+    ("sgd", dict(momentum=0.9, nesterovs_momentum=False), False),
+    ("sgd", dict(momentum=0.9, nesterovs_momentum=True, l1=1e-3), True),
     ("adam", dict(l1=1e-3), True),
     ("adamw", dict(weight_decay=0.1), False),
     ("rmsprop", dict(rho=0.8), False),
@@ -413,7 +413,7 @@ SOLVER_CASES = [
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize(
     "solver,options,dropout", SOLVER_CASES,
-    ids=[f"{s}{'-nesterov' if o.get('nesterov') else ''}{'-dropout' if d else ''}" for s, o, d in SOLVER_CASES],
+    ids=[f"{s}{'-nesterov' if o.get('nesterovs_momentum') else ''}{'-dropout' if d else ''}" for s, o, d in SOLVER_CASES],
 )
 def test_train_epoch_matches_cpu(cu, solver, options, dropout, dtype):
     network, X, Y, sw, flat0 = _problem(dtype, dropout=[0.3, 0.0] if dropout else None)
@@ -491,7 +491,8 @@ def test_loss_and_gradient_and_dataset_loss_match_cpu(cu, dtype):
 def test_sparse_input_matches_cpu(cu):
     dtype = np.float64
     network, X, Y, sw, flat0 = _problem(dtype, sparse=True)
-    icfg, fcfg = _engine.make_config(LOSS_LOG_LOSS, solver_code=STOCHASTIC_SOLVERS["sgd"], momentum=0.5)
+    icfg, fcfg = _engine.make_config(LOSS_LOG_LOSS, solver_code=STOCHASTIC_SOLVERS["sgd"], momentum=0.5,
+                                     nesterovs_momentum=False)
     cpu, gpu = _trainers(cu, network, X, Y, sw, icfg, fcfg, 3, dtype)
     rows = np.random.RandomState(3).permutation(N).astype(np.int64)
     flats = []

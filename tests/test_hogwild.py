@@ -16,7 +16,8 @@ from fastbp import MLPClassifier, MLPRegressor
 from fastbp.engine import cpu as _engine
 from fastbp.kernels import epochs
 from fastbp.kernels.losses import LOSS_LOG_LOSS
-from fastbp.kernels.codes import C_ADAM_STEP, C_BATCH, F_LEARNING_RATE, SOLVER_ADAM, SOLVER_SGD
+from fastbp.kernels.codes import C_ADAM_STEP, C_BATCH, F_LEARNING_RATE
+from fastbp.kernels.optimizers import SOLVER_ADAM, SOLVER_SGD
 from fastbp.functional import make_network
 
 
@@ -100,7 +101,7 @@ def _row_problem(solver_code):
     X = rng.randn(n, d).astype(np.float32)
     Y = np.eye(n_out, dtype=np.float32)[rng.randint(0, n_out, n)]
     network = make_network([d, 20, n_out], ["tanh"], "softmax")
-    icfg, fcfg = _engine.make_config(LOSS_LOG_LOSS, solver_code=solver_code, alpha=1e-3)
+    icfg, fcfg = _engine.make_config(LOSS_LOG_LOSS, solver_code=solver_code, alpha=1e-3, momentum=0.0)
     trainer = _engine.Trainer(network, _engine.InputData(X, np.float32), Y, None, icfg, fcfg, batch_rows=1)
     flat = (rng.randn(network.n_params) * 0.3).astype(np.float32)
     return trainer, flat, np.arange(n, dtype=np.int64)

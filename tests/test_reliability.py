@@ -449,7 +449,8 @@ FRESH_SCRIPT = textwrap.dedent(
     # first in the process: an epoch kernel whose parfors are in its callees (a
     # process loading it must start the thread pool: its entry's reload_init)
     network = make_network([12, 16, 8, 3], ["relu", "relu"], "softmax")
-    icfg, fcfg = _engine.make_config(LOSS_LOG_LOSS, solver_code=STOCHASTIC_SOLVERS["sgd"], seed=0, momentum=0.9)
+    icfg, fcfg = _engine.make_config(LOSS_LOG_LOSS, solver_code=STOCHASTIC_SOLVERS["sgd"], seed=0, momentum=0.9,
+                                       nesterovs_momentum=False)
     Y = np.eye(3)[y]
     trainer = _engine.Trainer(network, _engine.InputData(X, np.float64), Y, np.ones(300), icfg, fcfg, 32)
     flat = rng.standard_normal(network.n_params) * 0.3
@@ -505,7 +506,7 @@ def test_unknown_codes_never_reach_a_kernel(make):
 def test_every_registered_code_passes_the_boundary():
     from fastbp.kernels.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
     from fastbp.kernels.losses import LOSS_PAIRS
-    from fastbp.kernels.codes import STOCHASTIC_SOLVERS
+    from fastbp.kernels.optimizers import STOCHASTIC_SOLVERS
 
     for loss in set(LOSS_PAIRS.values()):
         for solver in STOCHASTIC_SOLVERS.values():
@@ -520,13 +521,14 @@ def _epoch_with_codes(hidden=None, output=None, loss=None, solver=None):
     engine's checks (as a mistake inside fastbp could); (loss, weights, outputs)."""
     from fastbp.kernels.activations import ACT_RELU, ACT_SOFTMAX
     from fastbp.kernels.losses import LOSS_LOG_LOSS
-    from fastbp.kernels.codes import I_LOSS, I_SOLVER, LAYER_ACTIVATION, N_COUNTERS, SOLVER_SGD
+    from fastbp.kernels.codes import I_LOSS, I_SOLVER, LAYER_ACTIVATION, N_COUNTERS
+    from fastbp.kernels.optimizers import SOLVER_SGD
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(12, 4))
     Y = np.eye(3)[rng.integers(0, 3, 12)]
     net = _engine.Network([4, 5, 3], [ACT_RELU, ACT_SOFTMAX])
-    icfg, fcfg = _engine.make_config(LOSS_LOG_LOSS, solver_code=SOLVER_SGD, learning_rate=0.1)
+    icfg, fcfg = _engine.make_config(LOSS_LOG_LOSS, solver_code=SOLVER_SGD, learning_rate=0.1, momentum=0.0)
     trainer = _engine.Trainer(net, _engine.InputData(X, np.float64), Y, None, icfg, fcfg, 12)
     if hidden is not None:
         net.layer_int[0, LAYER_ACTIVATION] = hidden

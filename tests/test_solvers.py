@@ -17,12 +17,13 @@ from sklearn.model_selection import train_test_split
 
 import fastbp.solvers.state
 from fastbp.kernels.activations import ACTIVATIONS as ACTIVATION_REGISTRY
+from fastbp.kernels.optimizers import FULL_BATCH_SOLVERS, STOCHASTIC_SOLVERS
 from fastbp import MLPClassifier, MLPRegressor
 
 from . import naive
 
-STOCHASTIC = ["sgd", "adam", "rmsprop", "adagrad", "adamw"]
-FULL_BATCH = ["lbfgs", "rprop", "quickprop", "lm"]
+STOCHASTIC = list(STOCHASTIC_SOLVERS)
+FULL_BATCH = list(FULL_BATCH_SOLVERS)
 
 
 def _fit_quietly(est, *args, **kwargs):
@@ -541,7 +542,8 @@ def test_max_time_stops_a_long_fit_at_its_first_reading_past_the_deadline(monkey
 def test_adam_step_size_is_scikit_learns_at_every_step(beta_1, beta_2):
     # the kernels skip the power in 1 - beta ** t once it is exactly 1: the
     # learning rate must stay scikit-learn's to the bit at every step
-    from fastbp.kernels.codes import C_ADAM_STEP, F_BETA_1, F_BETA_2, F_LEARNING_RATE, I_SOLVER, N_COUNTERS, SOLVER_ADAM
+    from fastbp.kernels.codes import C_ADAM_STEP, F_LEARNING_RATE, I_SOLVER, N_COUNTERS
+    from fastbp.kernels.optimizers import F_BETA_1, F_BETA_2, SOLVER_ADAM
     from fastbp.engine.cpu import make_config
     from fastbp.kernels.optimizers import step_size
 

@@ -36,7 +36,8 @@ import math
 import numpy as np
 from numba import cuda, float64
 
-from ..kernels.codes import C_ADAM_STEP, SOLVER_ADAGRAD, SOLVER_ADAM, SOLVER_ADAMW, SOLVER_RMSPROP, SOLVER_SGD
+from ..kernels.codes import C_ADAM_STEP
+from ..kernels.optimizers import SOLVER_ADAGRAD, SOLVER_ADAM, SOLVER_ADAMW, SOLVER_RMSPROP, SOLVER_SGD
 
 # --------------------------------------------------------------------------
 # launch geometry (read at launch time; tests patch these small)

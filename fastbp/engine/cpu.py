@@ -23,25 +23,17 @@ from ..kernels import epochs, layers
 from ..kernels.activations import ACT_MAXOUT, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from ..kernels.losses import LOSS_PAIRS
 from ..kernels.codes import (
-    STOCHASTIC_SOLVERS,
     C_ADAM_STEP,
     C_BATCH,
     F_ALPHA,
-    F_BETA_1,
-    F_BETA_2,
     F_CLIP,
-    F_EPSILON,
     F_HUBER_DELTA,
     F_L1,
     F_LEARNING_RATE,
-    F_MOMENTUM,
-    F_RHO,
-    F_WEIGHT_DECAY,
     I_DROPOUT,
     I_GEMM_SPLIT,
     I_HAS_SAMPLE_WEIGHT,
     I_LOSS,
-    I_NESTEROV,
     I_NO_THREADS,
     I_POISSON_CONSTANT,
     I_SEED,
@@ -52,10 +44,17 @@ from ..kernels.codes import (
     LAYER_PIECES,
     LAYER_SLOPE,
     N_COUNTERS,
-    N_FCONFIG,
-    N_ICONFIG,
     N_LAYER_FLOAT,
     N_LAYER_INT,
+)
+from ..kernels.optimizers import (
+    F_MOMENTUM,
+    HYPER_PARAMETER_SLOTS,
+    HYPER_PARAMETERS,
+    I_NESTEROV,
+    N_FCONFIG,
+    N_ICONFIG,
+    STOCHASTIC_SOLVERS,
 )
 from ..kernels.config import CHUNK_ROWS, EPOCH_CALL_SECONDS, SMALL_MATRIX_BLAS_CORES, SPLIT_GEMM_WORK
 
@@ -343,30 +342,32 @@ def make_config(
     poisson_constant=False,
     has_sample_weight=False,
     solver_code=0,
-    nesterov=False,
     dropout=False,
     seed=0,
     alpha=0.0,
     l1=0.0,
     learning_rate=0.0,
-    momentum=0.0,
-    beta_1=0.9,
-    beta_2=0.999,
-    epsilon=1e-8,
     clip=1e-16,
     huber_delta=1.0,
-    weight_decay=0.0,
-    rho=0.9,
+    **hyper_parameters,
 ):
-    """The integer and float configuration vectors the kernels read."""
+    """The integer and float configuration vectors the kernels read.
+
+    ``hyper_parameters``: the optimizers' (``HYPER_PARAMETERS`` of
+    ``kernels/optimizers.py``, each at its default when not given); Nesterov's
+    momentum is off when ``momentum`` is 0.
+    """
     _check_codes("loss", [loss_code], _LOSS_NAMES)
     _check_codes("solver", [solver_code], STOCHASTIC_SOLVERS)
+    unknown = sorted(set(hyper_parameters) - set(HYPER_PARAMETER_SLOTS))
+    if unknown:
+        raise TypeError(f"make_config() got unknown hyper-parameters {unknown}; "
+                        f"the optimizers' are {sorted(HYPER_PARAMETER_SLOTS)}")
     icfg = np.zeros(N_ICONFIG, dtype=np.int64)
     icfg[I_LOSS] = loss_code
     icfg[I_POISSON_CONSTANT] = int(poisson_constant)
     icfg[I_HAS_SAMPLE_WEIGHT] = int(has_sample_weight)
     icfg[I_SOLVER] = solver_code
-    icfg[I_NESTEROV] = int(nesterov)
     icfg[I_DROPOUT] = int(dropout)
     icfg[I_SEED] = seed
     icfg[I_GEMM_SPLIT] = gemm_split_work()
@@ -375,14 +376,17 @@ def make_config(
     fcfg[F_ALPHA] = alpha
     fcfg[F_L1] = l1
     fcfg[F_LEARNING_RATE] = learning_rate
-    fcfg[F_MOMENTUM] = momentum
-    fcfg[F_BETA_1] = beta_1
-    fcfg[F_BETA_2] = beta_2
-    fcfg[F_EPSILON] = epsilon
     fcfg[F_CLIP] = clip
     fcfg[F_HUBER_DELTA] = huber_delta
-    fcfg[F_WEIGHT_DECAY] = weight_decay
-    fcfg[F_RHO] = rho
+    for hyper in HYPER_PARAMETERS:
+        value = hyper_parameters.get(hyper.name, hyper.default)
+        vector, slot = HYPER_PARAMETER_SLOTS[hyper.name]
+        if vector == "int":
+            icfg[slot] = int(bool(value))
+        else:
+            fcfg[slot] = float(value)
+    if not icfg[I_NESTEROV] or not fcfg[F_MOMENTUM] > 0:
+        icfg[I_NESTEROV] = 0
     return icfg, fcfg
 
 

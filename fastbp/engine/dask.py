@@ -64,7 +64,8 @@ from sklearn.utils.validation import _check_feature_names, _check_n_features
 
 from . import cpu
 from ..kernels import epochs, layers
-from ..kernels.codes import F_ALPHA, F_L1, STOCHASTIC_SOLVERS
+from ..kernels.codes import F_ALPHA, F_L1
+from ..kernels.optimizers import STOCHASTIC_SOLVERS
 from ..kernels.losses import needs_nonnegative_targets
 from ..kernels.config import CHUNK_ROWS
 from ..solvers.state import OptimizerState

@@ -1,6 +1,8 @@
 """The estimators' shared base: parameters, validation, the fit loop's control (initialization,
 continuation, the epoch loop), prediction."""
 
+import inspect
+import textwrap
 import time
 import warnings
 from numbers import Integral, Real
@@ -16,7 +18,7 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 from ..engine import cpu, cuda_engine, dask
 from ..kernels.activations import HIDDEN_ACTIVATIONS
 from ..kernels.losses import LOSS_PAIRS, needs_nonnegative_targets
-from ..kernels.codes import FULL_BATCH_SOLVERS, STOCHASTIC_SOLVERS
+from ..kernels.optimizers import FULL_BATCH_SOLVERS, HYPER_PARAMETERS, OPTIMIZERS, STOCHASTIC_SOLVERS
 from ..kernels.config import DATA_PARALLEL_MAX_PARAMS, DATA_PARALLEL_MIN_ROWS
 from ..engine.network import hidden_activation_names, make_network
 from ..solvers.state import OptimizerState
@@ -26,6 +28,31 @@ from .solving import _KEPT_WORKSPACES, _SPARE_ARRAYS, _SolverSteps, _Validation,
 
 
 _ALL_SOLVERS = set(STOCHASTIC_SOLVERS) | set(FULL_BATCH_SOLVERS)
+_HYPER_PARAMETER_DEFAULTS = {hyper.name: hyper.default for hyper in HYPER_PARAMETERS}
+_OPTIMIZERS_DOC_MARK = "    .. optimizers: 'solver' and its hyper-parameters, written from kernels/optimizers.py's registry\n"
+
+
+def _constraint(hyper):
+    """scikit-learn's parameter check of an optimizer hyper-parameter."""
+    if hyper.interval is None:
+        return "boolean"
+    low, high, closed = hyper.interval
+    return Interval(Real, low, high, closed=closed)
+
+
+def optimizers_doc(default_solver):
+    """The numpydoc entries of ``solver`` and of the optimizers' hyper-parameters."""
+    lines = [f"    solver : {{{', '.join(repr(o.name) for o in OPTIMIZERS)}}}, default={default_solver!r}",
+             "        The weight optimizer:", ""]
+    for optimizer in OPTIMIZERS:
+        lines += textwrap.wrap(f"- {optimizer.name!r}: {optimizer.summary}.", 80, initial_indent=" " * 8,
+                               subsequent_indent=" " * 10)
+    lines.append("")
+    for hyper in HYPER_PARAMETERS:
+        kind = "bool" if hyper.interval is None else "float"
+        lines.append(f"    {hyper.name} : {kind}, default={hyper.default!r}")
+        lines += textwrap.wrap(hyper.doc, 80, initial_indent=" " * 8, subsequent_indent=" " * 8)
+    return "\n".join(lines) + "\n"
 
 
 class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverSteps, BaseEstimator):
@@ -49,13 +76,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
         "tol": [Interval(Real, 0, None, closed="left")],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-        "nesterovs_momentum": ["boolean"],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "l1": [Interval(Real, 0, None, closed="left")],
@@ -64,12 +86,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
         "max_time": [None, Interval(Real, 0, None, closed="neither")],
         "negative_slope": [Interval(Real, 0, None, closed="left")],
         "maxout_pieces": [Interval(Integral, 1, None, closed="left")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "rho": [Interval(Real, 0, 1, closed="left")],
         "n_jobs": [None, Integral],
         "hogwild": ["boolean"],
         "hogwild_merge_every": [Interval(Integral, 1, None, closed="left")],
         "device": [StrOptions({"cpu", "cuda"})],
+        **{hyper.name: [_constraint(hyper)] for hyper in HYPER_PARAMETERS},
     }
 
     @classmethod
@@ -100,13 +121,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
         tol,
         verbose,
         warm_start,
-        momentum,
-        nesterovs_momentum,
         early_stopping,
         validation_fraction,
-        beta_1,
-        beta_2,
-        epsilon,
         n_iter_no_change,
         max_fun,
         l1,
@@ -115,12 +131,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
         max_time,
         negative_slope,
         maxout_pieces,
-        weight_decay,
-        rho,
         n_jobs,
         hogwild,
         hogwild_merge_every,
         device,
+        **hyper_parameters,
     ):
         self.activation = activation
         self.solver = solver
@@ -137,13 +152,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
         self.tol = tol
         self.verbose = verbose
         self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.l1 = l1
@@ -152,12 +162,34 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
         self.max_time = max_time
         self.negative_slope = negative_slope
         self.maxout_pieces = maxout_pieces
-        self.weight_decay = weight_decay
-        self.rho = rho
         self.n_jobs = n_jobs
         self.hogwild = hogwild
         self.hogwild_merge_every = hogwild_merge_every
         self.device = device
+        unknown = [name for name in hyper_parameters if name not in _HYPER_PARAMETER_DEFAULTS]
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument {unknown[0]!r}")
+        for name, default in _HYPER_PARAMETER_DEFAULTS.items():
+            setattr(self, name, hyper_parameters.get(name, default))
+
+    def __init_subclass__(cls, **kwargs):
+        """A subclass's ``__init__`` takes the optimizers' hyper-parameters as keywords
+        (``**hyper_parameters``): its signature, which scikit-learn's ``get_params``,
+        ``clone`` and ``repr`` read, lists each with its default, and its docstring
+        gets their entries (and ``solver``'s) from the registry."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            signature = inspect.signature(init)
+            parameters = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+            parameters += [
+                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+                for name, default in _HYPER_PARAMETER_DEFAULTS.items()
+            ]
+            init.__signature__ = signature.replace(parameters=parameters)
+        if cls.__doc__ and _OPTIMIZERS_DOC_MARK in cls.__doc__:
+            default = inspect.signature(cls).parameters["solver"].default
+            cls.__doc__ = cls.__doc__.replace(_OPTIMIZERS_DOC_MARK, optimizers_doc(default))
 
     # ------------------------------------------------------------------
     # parameters and network description
@@ -430,23 +462,16 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
         return sample_weight
 
     def _config(self, dtype, seed):
-        solver = STOCHASTIC_SOLVERS.get(self.solver, 0)
         return cpu.make_config(
             self._loss_code(),
             poisson_constant=True,
-            solver_code=solver,
-            nesterov=bool(self.nesterovs_momentum) and self.momentum > 0,
+            solver_code=STOCHASTIC_SOLVERS.get(self.solver, 0),
             seed=seed,
             alpha=float(self.alpha),
             l1=float(self.l1),
-            momentum=float(self.momentum),
-            beta_1=float(self.beta_1),
-            beta_2=float(self.beta_2),
-            epsilon=float(self.epsilon),
             clip=float(np.finfo(dtype).eps),
             huber_delta=float(getattr(self, "huber_delta", 1.0)),
-            weight_decay=float(self.weight_decay),
-            rho=float(self.rho),
+            **{hyper.name: getattr(self, hyper.name) for hyper in HYPER_PARAMETERS},
         )
 
     def _trainer(self, network, X, Y, sample_weight, dtype, seed, batch_rows, parts=1, hogwild=False,

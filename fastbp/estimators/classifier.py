@@ -35,15 +35,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         layer: 'identity', 'logistic' (alias 'sigmoid'), 'tanh', 'relu',
         'leaky_relu', 'swish' (alias 'silu'), 'softplus', 'elu', 'gelu' (exact
         erf form), 'maxout'.
-    solver : str, default='adam'
-        The weight optimizer. Mini-batch: 'sgd' (momentum, Nesterov;
-        ``batch_size=1`` is online SGD, ``batch_size=n_samples`` full-batch
-        gradient descent), 'adam', 'adamw' (decoupled weight decay), 'rmsprop',
-        'adagrad'. Full batch: 'lbfgs' (SciPy's L-BFGS-B), 'rprop' (iRprop-,
-        initial step ``learning_rate_init``), 'quickprop' (Fahlman's, gradient
-        term ``learning_rate_init``), 'lm' (Levenberg-Marquardt, for
-        ``loss='squared_error'`` and small networks: the Jacobian must fit in
-        memory).
+    .. optimizers: 'solver' and its hyper-parameters, written from kernels/optimizers.py's registry
     alpha : float, default=0.0001
         Strength of the L2 penalty (divided by the batch's sample size or sum of
         sample weights when added to the loss).
@@ -72,21 +64,11 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         Print progress messages.
     warm_start : bool, default=False
         Reuse the previous solution as initialization.
-    momentum : float, default=0.9
-        Momentum of 'sgd'.
-    nesterovs_momentum : bool, default=True
-        Use Nesterov's momentum ('sgd' with momentum > 0).
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data and stop when the
         validation score stops improving; the best weights are restored.
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping.
-    beta_1 : float, default=0.9
-        Adam's first-moment decay.
-    beta_2 : float, default=0.999
-        Adam's second-moment decay.
-    epsilon : float, default=1e-8
-        Adam's numerical-stability constant.
     n_iter_no_change : int, default=10
         Epochs without a ``tol`` improvement before stopping.
     max_fun : int, default=15000
@@ -116,10 +98,6 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     maxout_pieces : int, default=2
         Linear pieces per 'maxout' unit: a maxout layer's weights have
         ``units * maxout_pieces`` columns.
-    weight_decay : float, default=0.01
-        Decoupled weight decay of 'adamw' (weights only, not biases).
-    rho : float, default=0.9
-        Decay of the running mean square of 'rmsprop'.
     n_jobs : int or None, default=None
         Threads of a fit: the mini-batch solvers split every batch over them
         (each thread runs its rows with single-threaded BLAS; the gradients are
@@ -222,13 +200,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         tol=1e-4,
         verbose=False,
         warm_start=False,
-        momentum=0.9,
-        nesterovs_momentum=True,
         early_stopping=False,
         validation_fraction=0.1,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
         loss="log_loss",
@@ -239,12 +212,11 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         max_time=None,
         negative_slope=0.01,
         maxout_pieces=2,
-        weight_decay=0.01,
-        rho=0.9,
         n_jobs=None,
         hogwild=False,
         hogwild_merge_every=16,
         device="cpu",
+        **hyper_parameters,
     ):
         self.class_weight = class_weight
         super().__init__(
@@ -263,13 +235,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             tol=tol,
             verbose=verbose,
             warm_start=warm_start,
-            momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
             l1=l1,
@@ -278,12 +245,11 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             max_time=max_time,
             negative_slope=negative_slope,
             maxout_pieces=maxout_pieces,
-            weight_decay=weight_decay,
-            rho=rho,
             n_jobs=n_jobs,
             hogwild=hogwild,
             hogwild_merge_every=hogwild_merge_every,
             device=device,
+            **hyper_parameters,
         )
 
     _parameter_constraints: dict = {

@@ -39,8 +39,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         Neurons per hidden layer.
     activation : str or list of str, default='relu'
         Activation of the hidden layers (see :class:`MLPClassifier`).
-    solver : str, default='adam'
-        Weight optimizer (see :class:`MLPClassifier`).
+    .. optimizers: 'solver' and its hyper-parameters, written from kernels/optimizers.py's registry
     alpha : float, default=0.0001
         L2 penalty strength.
     batch_size : int or 'auto', default='auto'
@@ -66,16 +65,10 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         Print progress messages.
     warm_start : bool, default=False
         Reuse the previous solution.
-    momentum : float, default=0.9
-        Momentum of 'sgd'.
-    nesterovs_momentum : bool, default=True
-        Nesterov's momentum.
     early_stopping : bool, default=False
         Stop on a held-out validation score (R²); restores the best weights.
     validation_fraction : float, default=0.1
         Held-out share for early stopping.
-    beta_1, beta_2, epsilon : float
-        Adam's constants (0.9, 0.999, 1e-8).
     n_iter_no_change : int, default=10
         Epochs without improvement before stopping.
     max_fun : int, default=15000
@@ -99,10 +92,6 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     maxout_pieces : int, default=2
         Linear pieces per 'maxout' unit: a maxout layer's weights have
         ``units * maxout_pieces`` columns.
-    weight_decay : float, default=0.01
-        Decoupled weight decay of 'adamw' (weights only, not biases).
-    rho : float, default=0.9
-        Decay of the running mean square of 'rmsprop'.
     n_jobs : int or None, default=None
         Threads of fit and predict (see :class:`MLPClassifier`).
     hogwild : bool, default=False
@@ -181,13 +170,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         tol=1e-4,
         verbose=False,
         warm_start=False,
-        momentum=0.9,
-        nesterovs_momentum=True,
         early_stopping=False,
         validation_fraction=0.1,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
         huber_delta=1.0,
@@ -197,12 +181,11 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         max_time=None,
         negative_slope=0.01,
         maxout_pieces=2,
-        weight_decay=0.01,
-        rho=0.9,
         n_jobs=None,
         hogwild=False,
         hogwild_merge_every=16,
         device="cpu",
+        **hyper_parameters,
     ):
         self.huber_delta = huber_delta
         super().__init__(
@@ -221,13 +204,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             tol=tol,
             verbose=verbose,
             warm_start=warm_start,
-            momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
             l1=l1,
@@ -236,12 +214,11 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             max_time=max_time,
             negative_slope=negative_slope,
             maxout_pieces=maxout_pieces,
-            weight_decay=weight_decay,
-            rho=rho,
             n_jobs=n_jobs,
             hogwild=hogwild,
             hogwild_merge_every=hogwild_merge_every,
             device=device,
+            **hyper_parameters,
         )
 
     def predict(self, X):

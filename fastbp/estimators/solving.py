@@ -14,7 +14,7 @@ from sklearn.utils.optimize import _check_optimize_result
 
 from ..engine import cpu
 from ..kernels import optimizers
-from ..kernels.codes import STOCHASTIC_SOLVERS
+from ..kernels.optimizers import STOCHASTIC_SOLVERS
 from ..kernels.config import EPOCH_CALL_SECONDS
 from ..solvers.state import (
     QUICKPROP_MAX_GROWTH,

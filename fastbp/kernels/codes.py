@@ -9,20 +9,8 @@ defeat Numba's on-disk cache.
 
 # Losses: their codes, names and matched output activations are the registry in losses.py.
 
-# Solvers. The stochastic ones have a compiled step inside the epoch kernel.
-SOLVER_SGD = 0
-SOLVER_ADAM = 1
-SOLVER_RMSPROP = 2
-SOLVER_ADAGRAD = 3
-SOLVER_ADAMW = 4
-STOCHASTIC_SOLVERS = {
-    "sgd": SOLVER_SGD,
-    "adam": SOLVER_ADAM,
-    "rmsprop": SOLVER_RMSPROP,
-    "adagrad": SOLVER_ADAGRAD,
-    "adamw": SOLVER_ADAMW,
-}
-FULL_BATCH_SOLVERS = ("lbfgs", "rprop", "quickprop", "lm")
+# Solvers: their codes, names and hyper-parameters (with their slots in the configuration
+# vectors below) are the registry in optimizers.py.
 
 # Columns of the per-layer tables handed to the kernels.
 LAYER_ACTIVATION = 0  # int table: activation code
@@ -32,32 +20,27 @@ LAYER_SLOPE = 0  # float table: leaky_relu's negative slope
 LAYER_DROPOUT = 1  # float table: dropout rate on the layer's output
 N_LAYER_FLOAT = 2
 
-# Positions in the integer configuration vector.
+# Positions in the integer configuration vector; the optimizers' boolean hyper-parameters
+# follow them (optimizers.py assigns their slots and N_ICONFIG).
 I_LOSS = 0
 I_POISSON_CONSTANT = 1  # 1: Poisson loss as half deviance (adds xlogy(y, y) - y)
 I_HAS_SAMPLE_WEIGHT = 2
 I_SPARSE = 3  # 1: X is given as CSR arrays
 I_SOLVER = 4
-I_NESTEROV = 5
-I_DROPOUT = 6  # 1: some layer has dropout (training passes only)
-I_SEED = 7  # seed of the dropout masks
-I_GEMM_SPLIT = 8  # products of more than this many multiply-adds, up to twice that, run as two (0: never)
-I_NO_THREADS = 9  # 1: launch no parallel kernel (Numba's threads cannot start in this process: engine.cpu)
-N_ICONFIG = 10
+I_DROPOUT = 5  # 1: some layer has dropout (training passes only)
+I_SEED = 6  # seed of the dropout masks
+I_GEMM_SPLIT = 7  # products of more than this many multiply-adds, up to twice that, run as two (0: never)
+I_NO_THREADS = 8  # 1: launch no parallel kernel (Numba's threads cannot start in this process: engine.cpu)
+N_BASE_ICONFIG = 9
 
-# Positions in the float configuration vector.
+# Positions in the float configuration vector; the optimizers' real hyper-parameters follow
+# them (optimizers.py assigns their slots and N_FCONFIG).
 F_ALPHA = 0  # L2 penalty
 F_L1 = 1  # L1 penalty
 F_LEARNING_RATE = 2
-F_MOMENTUM = 3
-F_BETA_1 = 4
-F_BETA_2 = 5
-F_EPSILON = 6  # Adam's / RMSProp's / Adagrad's epsilon
-F_CLIP = 7  # probabilities are clipped to [clip, 1 - clip] in the log losses
-F_HUBER_DELTA = 8
-F_WEIGHT_DECAY = 9  # AdamW's decoupled weight decay
-F_RHO = 10  # RMSProp's decay
-N_FCONFIG = 11
+F_CLIP = 3  # probabilities are clipped to [clip, 1 - clip] in the log losses
+F_HUBER_DELTA = 4
+N_BASE_FCONFIG = 5
 
 # Positions in the counters vector the kernels update.
 C_ADAM_STEP = 0

@@ -8,9 +8,6 @@ from .cache import load_without_compiler_setup
 from .codes import (
     C_BATCH,
     F_ALPHA,
-    F_BETA_1,
-    F_BETA_2,
-    F_EPSILON,
     F_L1,
     I_DROPOUT,
     I_SEED,
@@ -19,6 +16,7 @@ from .codes import (
     LAYER_PIECES,
     LAYER_SLOPE,
 )
+from .optimizers import F_BETA_1, F_BETA_2, F_EPSILON
 from .config import FUSED_MIN_COLS
 from .jit import INLINED, PARALLEL
 from .views import flat_matrix, flat_vector, scalar_like

@@ -1,33 +1,131 @@
-"""Compiled optimizer steps over the flat parameter vector, and the per-slice finish + step of the
-threaded epoch."""
+"""The optimizers: their registry (name, code, hyper-parameters with defaults and checks, state
+buffers), their compiled steps over the flat parameter vector, and the per-slice finish + step of
+the threaded epoch.
+
+Adding a mini-batch optimizer: its entry in ``OPTIMIZERS`` (and any new hyper-parameter's in
+``HYPER_PARAMETERS``: the estimators then take it as a keyword with its default, check it,
+document it and pass it down in the configuration vectors), its step below with a branch in
+:func:`update_slice` (and :func:`step_size` if its rate is corrected per step), and its CUDA twin in
+``_cuda/kernels.py`` (``finish_update``, which ``engine/cuda.py`` hands the hyper-parameters).
+"""
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
 from .cache import load_without_compiler_setup
-from .codes import (
-    C_ADAM_STEP,
-    F_BETA_1,
-    F_BETA_2,
-    F_EPSILON,
-    F_L1,
-    F_LEARNING_RATE,
-    F_MOMENTUM,
-    F_RHO,
-    F_WEIGHT_DECAY,
-    I_NESTEROV,
-    I_SOLVER,
-    SOLVER_ADAGRAD,
-    SOLVER_ADAM,
-    SOLVER_ADAMW,
-    SOLVER_RMSPROP,
-    SOLVER_SGD,
-)
+from .codes import C_ADAM_STEP, F_L1, F_LEARNING_RATE, I_SOLVER, N_BASE_FCONFIG, N_BASE_ICONFIG
 from .jit import INLINED, PARALLEL, SERIAL
 from .views import flat_vector, scalar_like
 from .layers import finalize_gradient, sum_squares
+
+
+# --------------------------------------------------------------------------
+# the registry
+# --------------------------------------------------------------------------
+class HyperParameter(NamedTuple):
+    """An optimizer's hyper-parameter: an estimator parameter of the same name.
+
+    ``interval`` is the check of a real value, ``(low, high, closed)`` as
+    scikit-learn's ``Interval(Real, low, high, closed=closed)``; None for a
+    boolean. ``doc`` is its numpydoc description in the estimators' docstrings.
+    """
+
+    name: str
+    default: float
+    interval: tuple
+    doc: str
+
+
+class Optimizer(NamedTuple):
+    """One solver.
+
+    ``code`` selects a mini-batch solver's compiled step (``SOLVER_*``); None for
+    the full-batch solvers, whose step runs between full-batch passes
+    (``estimators/solving.py``). ``hyper_parameters`` names the entries of
+    ``HYPER_PARAMETERS`` it reads; ``state_buffers`` is how many per-parameter
+    buffers it keeps between iterations (``state_1``, and ``state_2`` when 2).
+    """
+
+    name: str
+    code: int
+    hyper_parameters: tuple
+    state_buffers: int
+    summary: str
+
+
+SOLVER_SGD = 0
+SOLVER_ADAM = 1
+SOLVER_RMSPROP = 2
+SOLVER_ADAGRAD = 3
+SOLVER_ADAMW = 4
+
+HYPER_PARAMETERS = (
+    HyperParameter("momentum", 0.9, (0, 1, "both"), "Momentum of 'sgd'."),
+    HyperParameter("nesterovs_momentum", True, None, "Use Nesterov's momentum ('sgd' with ``momentum > 0``)."),
+    HyperParameter("beta_1", 0.9, (0, 1, "left"), "Decay of the first-moment estimate of 'adam' and 'adamw'."),
+    HyperParameter("beta_2", 0.999, (0, 1, "left"), "Decay of the second-moment estimate of 'adam' and 'adamw'."),
+    HyperParameter("epsilon", 1e-8, (0, None, "neither"),
+                   "Numerical-stability constant of 'adam', 'adamw', 'rmsprop' and 'adagrad'."),
+    HyperParameter("weight_decay", 0.01, (0, None, "left"),
+                   "Decoupled weight decay of 'adamw' (weights only, not biases)."),
+    HyperParameter("rho", 0.9, (0, 1, "left"), "Decay of the running mean square of 'rmsprop'."),
+)
+
+OPTIMIZERS = (
+    Optimizer("sgd", SOLVER_SGD, ("momentum", "nesterovs_momentum"), 1,
+              "stochastic gradient descent with (Nesterov) momentum; ``batch_size=1`` is online SGD, "
+              "``batch_size=n_samples`` full-batch gradient descent"),
+    Optimizer("adam", SOLVER_ADAM, ("beta_1", "beta_2", "epsilon"), 2, "Adam (Kingma & Ba)"),
+    Optimizer("rmsprop", SOLVER_RMSPROP, ("rho", "epsilon"), 1, "RMSProp (Tieleman & Hinton)"),
+    Optimizer("adagrad", SOLVER_ADAGRAD, ("epsilon",), 1, "Adagrad (Duchi et al.)"),
+    Optimizer("adamw", SOLVER_ADAMW, ("beta_1", "beta_2", "epsilon", "weight_decay"), 2,
+              "Adam with decoupled weight decay (Loshchilov & Hutter)"),
+    Optimizer("lbfgs", None, (), 1, "full batch: SciPy's L-BFGS-B"),
+    Optimizer("rprop", None, (), 2, "full batch: iRprop- (initial step ``learning_rate_init``)"),
+    Optimizer("quickprop", None, (), 2, "full batch: Fahlman's Quickprop (gradient term ``learning_rate_init``)"),
+    Optimizer("lm", None, (), 1,
+              "full batch: Levenberg-Marquardt, for ``loss='squared_error'`` and small networks (the "
+              "Jacobian must fit in memory)"),
+)
+
+STOCHASTIC_SOLVERS = {o.name: o.code for o in OPTIMIZERS if o.code is not None}
+FULL_BATCH_SOLVERS = tuple(o.name for o in OPTIMIZERS if o.code is None)
+OPTIMIZER_BY_NAME = {o.name: o for o in OPTIMIZERS}
+
+# Each hyper-parameter's slot: a boolean one's in the integer configuration vector, a real one's
+# in the float vector, after the base slots of codes.py.
+_BOOLEAN = tuple(h.name for h in HYPER_PARAMETERS if h.interval is None)
+_REAL = tuple(h.name for h in HYPER_PARAMETERS if h.interval is not None)
+HYPER_PARAMETER_SLOTS = {
+    **{name: ("int", N_BASE_ICONFIG + i) for i, name in enumerate(_BOOLEAN)},
+    **{name: ("float", N_BASE_FCONFIG + i) for i, name in enumerate(_REAL)},
+}
+N_ICONFIG = N_BASE_ICONFIG + len(_BOOLEAN)
+N_FCONFIG = N_BASE_FCONFIG + len(_REAL)
+I_NESTEROV = HYPER_PARAMETER_SLOTS["nesterovs_momentum"][1]
+F_MOMENTUM = HYPER_PARAMETER_SLOTS["momentum"][1]
+F_BETA_1 = HYPER_PARAMETER_SLOTS["beta_1"][1]
+F_BETA_2 = HYPER_PARAMETER_SLOTS["beta_2"][1]
+F_EPSILON = HYPER_PARAMETER_SLOTS["epsilon"][1]
+F_WEIGHT_DECAY = HYPER_PARAMETER_SLOTS["weight_decay"][1]
+F_RHO = HYPER_PARAMETER_SLOTS["rho"][1]
+
+
+def _check_registry():
+    names = [h.name for h in HYPER_PARAMETERS]
+    assert len(set(names)) == len(names), "a hyper-parameter is listed twice"
+    assert len(OPTIMIZER_BY_NAME) == len(OPTIMIZERS), "an optimizer is listed twice"
+    codes = list(STOCHASTIC_SOLVERS.values())
+    assert len(set(codes)) == len(codes), "two optimizers share a code"
+    for o in OPTIMIZERS:
+        assert set(o.hyper_parameters) <= set(names), f"{o.name} reads an unlisted hyper-parameter"
+        assert o.state_buffers in (1, 2), f"{o.name}: state_buffers must be 1 or 2"
+
+
+_check_registry()
 
 
 # --------------------------------------------------------------------------

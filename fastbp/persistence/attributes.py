@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.preprocessing import LabelBinarizer
 
 from ..kernels.activations import ACT_MAXOUT, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
-from ..kernels.codes import FULL_BATCH_SOLVERS, STOCHASTIC_SOLVERS
+from ..kernels.optimizers import FULL_BATCH_SOLVERS, OPTIMIZER_BY_NAME, STOCHASTIC_SOLVERS
 from ..engine.network import make_network
 from ..estimators import MLPClassifier, MLPRegressor
 from ..solvers.state import OptimizerState
@@ -251,7 +251,7 @@ def _decode_optimizer(value, reader, decode):
     s1, s2, counters = f["state_1"], f["state_2"], f["counters"]
     _want(all(isinstance(a, np.ndarray) for a in (s1, s2, counters)), reader, "_optimizer's buffers must be arrays.")
     _want(s1.dtype in _FLOAT_DTYPES and s1.ndim == 1, reader, "_optimizer.state_1 must be a 1-D float32/float64 array.")
-    two = f["solver"] in ("adam", "adamw", "rprop", "quickprop")
+    two = OPTIMIZER_BY_NAME[f["solver"]].state_buffers == 2
     _want(s2.dtype == s1.dtype and s2.shape == ((s1.shape[0],) if two else (0,)), reader,
           f"_optimizer.state_2 must be a {s1.dtype} array of shape {((s1.shape[0],) if two else (0,))} "
           f"for solver {f['solver']!r}, got {s2.dtype} {s2.shape}.")

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import scipy.linalg
 
-from ..kernels.codes import STOCHASTIC_SOLVERS
+from ..kernels.optimizers import OPTIMIZER_BY_NAME, STOCHASTIC_SOLVERS
 
 # Fahlman's maximum growth factor of a Quickprop step.
 QUICKPROP_MAX_GROWTH = 1.75
@@ -31,10 +31,11 @@ class OptimizerState:
     over ``max_iter`` epochs. 'adam' follows scikit-learn and ignores the
     invscaling and adaptive schedules (cosine applies).
 
-    Buffers: sgd velocity; adam / adamw first and second moments; rmsprop mean
-    square; adagrad sum of squares; rprop previous gradient and step sizes;
-    quickprop previous gradient and previous step. ``counters`` holds Adam's
-    step and the dropout batch counter.
+    Buffers (``state_buffers`` of the optimizer's registry entry: ``state_1``,
+    and ``state_2`` when 2): sgd velocity; adam / adamw first and second moments;
+    rmsprop mean square; adagrad sum of squares; rprop previous gradient and step
+    sizes; quickprop previous gradient and previous step. ``counters`` holds
+    Adam's step and the dropout batch counter.
     """
 
     def __init__(self, solver, n_params, dtype, learning_rate_init, lr_schedule, power_t, max_iter):
@@ -44,7 +45,7 @@ class OptimizerState:
         self.lr_schedule = lr_schedule
         self.power_t = power_t
         self.max_iter = max_iter
-        two_buffers = solver in ("adam", "adamw", "rprop", "quickprop")
+        two_buffers = OPTIMIZER_BY_NAME[solver].state_buffers == 2
         self.state_1 = np.zeros(n_params, dtype=dtype)
         self.state_2 = np.zeros(n_params if two_buffers else 0, dtype=dtype)
         if solver == "rprop":
