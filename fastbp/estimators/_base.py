@@ -23,6 +23,7 @@ from ..kernels.config import DATA_PARALLEL_MAX_PARAMS, DATA_PARALLEL_MIN_ROWS
 from ..engine.network import hidden_activation_names, make_network
 from ..solvers.state import OptimizerState
 from .stopping import TrainingDiverged, _LastFinite, _StoppingRules, _divergence_message, _last_finite_kept
+from . import dask_fit
 from .callbacks import CallbackSupportMixin, _FitCallbacks, with_callbacks
 from .solving import _KEPT_WORKSPACES, _SPARE_ARRAYS, _SolverSteps, _Validation, _keep, _take_kept, _take_spare
 
@@ -376,10 +377,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
 
     def _fit_unprotected(self, X, y, sample_weight, incremental, X_val, y_val, sample_weight_val):
         start_time = time.perf_counter()
-        # --- dask input (issue 7): fit over the blocks where they live, see fastbp/engine/dask.py
-        # (dask itself is imported only for a dask collection) ---
+        # --- dask input (issue 7): fit over the blocks where they live, see dask_fit.py and
+        # fastbp/engine/dask.py (dask itself is imported only for a dask collection) ---
         if dask.is_dask_collection(X):
-            return dask.fit_dask(self, X, y, sample_weight, incremental, X_val, y_val, sample_weight_val, start_time)
+            return dask_fit.fit_dask(self, X, y, sample_weight, incremental, X_val, y_val, sample_weight_val,
+                                     start_time)
         # --- end of dask input ---
         hidden_layer_sizes, names, rates = self._check_params()
         if self.device == "cuda":
