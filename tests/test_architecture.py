@@ -86,3 +86,86 @@ def test_the_check_sees_an_upward_import(tmp_path):
     source.write_text("from ..estimators import MLPClassifier\n\ndef f():\n    import fastbp.engine.cpu\n")
     found = [target for _, target in _imports(source, ["kernels", "probe"])]
     assert found == [["estimators"], ["engine", "cpu"]]
+
+
+# --------------------------------------------------------------------------
+# the trainers' contract (engine/protocol.py), read from the source: the CUDA
+# trainer's module needs numba-cuda to be imported
+# --------------------------------------------------------------------------
+IMPLEMENTATIONS = {
+    "FullBatchObjective": [("engine/dask.py", "BlockObjective")],
+    "Trainer": [("engine/cpu.py", "Trainer"), ("engine/cuda.py", "CudaTrainer")],
+}
+
+
+def _class(path, name):
+    tree = ast.parse((PACKAGE / path).read_text())
+    return next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == name)
+
+
+def _members(cls):
+    """{name: parameter names (None for a data attribute)} of a class body, including the
+    attributes its methods set on ``self``."""
+    members = {}
+    for node in cls.body:
+        if isinstance(node, ast.FunctionDef):
+            is_property = any(isinstance(d, ast.Name) and d.id == "property" for d in node.decorator_list)
+            members[node.name] = None if is_property else [a.arg for a in node.args.args + node.args.kwonlyargs]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            members[node.target.id] = None
+        elif isinstance(node, ast.Assign):
+            members.update({t.id: None for t in node.targets if isinstance(t, ast.Name)})
+    for node in ast.walk(cls):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self" \
+                and isinstance(node.ctx, ast.Store):
+            members.setdefault(node.attr, None)
+    return members
+
+
+def _protocol_members(name):
+    cls = _class("engine/protocol.py", name)
+    members = {}
+    for base in cls.bases:
+        if isinstance(base, ast.Name) and base.id != "Protocol":
+            members.update(_protocol_members(base.id))
+    members.update({k: v for k, v in _members(cls).items()})
+    return members
+
+
+@pytest.mark.parametrize("protocol, path, name",
+                         [(p, path, name) for p, impls in IMPLEMENTATIONS.items() for path, name in impls])
+def test_each_trainer_implements_its_protocol(protocol, path, name):
+    implemented = _members(_class(path, name))
+    for member, parameters in _protocol_members(protocol).items():
+        assert member in implemented, f"{name} ({path}) lacks {protocol}.{member}"
+        if parameters is not None:
+            assert implemented[member] == parameters, (
+                f"{name}.{member}{tuple(implemented[member])} is not {protocol}.{member}{tuple(parameters)}"
+            )
+
+
+def test_the_estimators_do_not_sniff_their_trainers():
+    """The estimators call a trainer through the protocol: no hasattr / getattr / isinstance on one."""
+    for path in sorted((PACKAGE / "estimators").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and node.func.id in ("hasattr", "getattr", "isinstance") and node.args:
+                subject = ast.unparse(node.args[0])
+                assert not any(word in subject for word in ("trainer", "objective")), (
+                    f"{path.name}:{node.lineno}: {ast.unparse(node)}"
+                )
+
+
+def test_the_runtime_protocols_agree_with_the_cpu_trainer():
+    import numpy as np
+
+    from fastbp.engine import cpu, protocol
+    from fastbp.engine.network import make_network
+    from fastbp.kernels.losses import LOSS_SQUARED_ERROR
+
+    network = make_network([3, 4, 1], ["relu"], "identity")
+    icfg, fcfg = cpu.make_config(LOSS_SQUARED_ERROR)
+    X = np.zeros((5, 3))
+    trainer = cpu.Trainer(network, cpu.InputData(X, np.float64), np.zeros((5, 1)), None, icfg, fcfg, 5)
+    assert isinstance(trainer, protocol.Trainer) and isinstance(trainer, protocol.FullBatchObjective)
+    assert trainer.workspace is trainer.ws and trainer.gradient is trainer.ws.grads

@@ -624,6 +624,23 @@ class Trainer:
     def _buffers(self):
         return self.ws.buffers()
 
+    # --- engine.protocol.Trainer -------------------------------------------
+    @property
+    def gradient(self):
+        """The gradient of the last :meth:`loss_and_gradient` (the workspace's buffer)."""
+        return self.ws.grads
+
+    @property
+    def workspace(self):
+        """The workspace, which a later trainer of the same shapes may reuse."""
+        return self.ws
+
+    def to_device(self, flat, state_1=None, state_2=None):
+        """Nothing to do: the CPU kernels work on the host arrays."""
+
+    def to_host(self, flat=None, state_1=None, state_2=None):
+        """Nothing to do: the CPU kernels work on the host arrays."""
+
     def train_epoch(
         self, flat, rows, batch_size, first_batch, stop_batch, state_1, state_2, counters, learning_rate,
         running_total=0.0,

@@ -334,6 +334,14 @@ class CudaTrainer:
         self._host = None
 
     @property
+    def gradient(self):
+        """The gradient of the last :meth:`loss_and_gradient`, copied to the host."""
+        return self.ws.grads
+
+    # the device's buffers are this trainer's own: nothing for a later call to reuse
+    workspace = None
+
+    @property
     def resident(self):
         """True while parameters registered by :meth:`to_device` live on the device."""
         return self._host is not None

@@ -52,7 +52,6 @@ held-out ``X_val`` / ``y_val`` instead, which is brought into memory).
 """
 
 import math
-import types
 
 import numpy as np
 import scipy.sparse as sp
@@ -308,10 +307,10 @@ def distributed_client():
 class BlockObjective:
     """The training loss over all blocks, with the interface the in-memory solvers use.
 
-    Duck-types the parts of ``cpu.Trainer`` that ``_run_lbfgs``,
+    Implements ``engine.protocol.FullBatchObjective``, which ``_run_lbfgs``,
     ``_make_step`` (rprop, quickprop) and ``_run_iterations`` call:
-    ``loss_and_gradient`` (the gradient lands in ``ws.grads``) and
-    ``gives_finite_loss``. The ``rows`` they pass are ignored: all rows count.
+    ``loss_and_gradient`` (the gradient lands in ``gradient``), ``dataset_loss``
+    and ``gives_finite_loss``. The ``rows`` they pass are ignored: all rows count.
 
     Parameters
     ----------
@@ -332,7 +331,7 @@ class BlockObjective:
         self.fcfg = fcfg
         self.client = client
         self.spec = {"network": network, "icfg": icfg, "fcfg": fcfg, "n_jobs": n_jobs}
-        self.ws = types.SimpleNamespace(grads=None)
+        self.gradient = None  # (engine.protocol.FullBatchObjective)
 
     def _map(self, func, flat):
         """``func(block, flat, spec)`` on every block where it lives; results in block order."""
@@ -345,7 +344,7 @@ class BlockObjective:
         return dask.compute(*tasks)
 
     def loss_and_gradient(self, flat, rows=None, chunk=None, deadline=None):
-        """Mean loss (with penalties) over all blocks; its gradient into ``ws.grads``.
+        """Mean loss (with penalties) over all blocks; its gradient into ``gradient``.
 
         Parameters
         ----------
@@ -360,9 +359,9 @@ class BlockObjective:
         float
             ``(loss sum + penalty) / weight sum``, as ``Trainer.loss_and_gradient``.
         """
-        if self.ws.grads is None or self.ws.grads.dtype != flat.dtype:
-            self.ws.grads = np.empty(self.network.n_params, dtype=flat.dtype)
-        grads = self.ws.grads
+        if self.gradient is None or self.gradient.dtype != flat.dtype:
+            self.gradient = np.empty(self.network.n_params, dtype=flat.dtype)
+        grads = self.gradient
         loss_sum = weight_sum = 0.0
         first = True
         for block_loss, block_weight, block_grads in self._map(_block_gradient_sums, flat):

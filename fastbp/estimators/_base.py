@@ -608,9 +608,9 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
             trainer, step, flat, optimizer, train_rows, early_stopping, validation, incremental, deadline,
             callback_ctx, start_weights, start_optimizer,
         )
-        if incremental and isinstance(trainer, cpu.Trainer):
+        if incremental and trainer.workspace is not None:
             # (kept once the call is done: never shared with a call still running)
-            _keep(_KEPT_WORKSPACES, self, trainer.ws)
+            _keep(_KEPT_WORKSPACES, self, trainer.workspace)
         if incremental and start_optimizer is not None:
             # the state this call started from, for the next call's copies
             spares = {"state_1": start_optimizer.state_1, "state_2": start_optimizer.state_2}

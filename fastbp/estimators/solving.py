@@ -123,8 +123,8 @@ class _SolverSteps:
     def _run_lbfgs(self, trainer, rows, flat, deadline):
         """SciPy's L-BFGS-B on ``trainer.loss_and_gradient(flat, rows)``; the result lands in ``flat``.
 
-        ``trainer`` is an :class:`cpu.Trainer` or anything with its
-        ``loss_and_gradient`` and ``ws.grads`` (the dask path's block objective).
+        ``trainer``: an ``engine.protocol.FullBatchObjective`` (a CPU or CUDA
+        trainer, or the dask path's block objective).
         """
         best = {"loss": np.inf, "x": None}
 
@@ -135,7 +135,7 @@ class _SolverSteps:
                 best["loss"], best["x"] = loss, packed.copy()
             if deadline is not None and time.perf_counter() >= deadline:
                 raise cpu.TimeUp
-            return loss, trainer.ws.grads.astype(np.float64)
+            return loss, trainer.gradient.astype(np.float64)
 
         def callback(intermediate_result):
             callback.iteration += 1
@@ -200,7 +200,7 @@ class _SolverSteps:
             # about EPOCH_CALL_SECONDS (a partial_fit whose buffers come from the
             # previous call starts from that call's timing; a Hogwild! epoch then
             # starts its threads once, not three times)
-            workspace = getattr(trainer, "ws", None)  # (the device trainers keep none)
+            workspace = trainer.workspace  # (the device trainers keep none)
 
             def batches_per_call(seconds_per_batch):
                 return int(max(1, min(n_batches, EPOCH_CALL_SECONDS / seconds_per_batch)))
@@ -210,7 +210,6 @@ class _SolverSteps:
                 "sample_idx": np.arange(n_samples, dtype=int), "chunk": batches_per_call(known) if known else 1,
                 "samples_done": 0,
             }
-            on_device = hasattr(trainer, "to_device")
 
             def stochastic_epoch(deadline):
                 if self.shuffle:
@@ -222,13 +221,12 @@ class _SolverSteps:
                     rows = train_rows
                 learning_rate = optimizer.epoch_learning_rate(self.n_iter_)
                 state["samples_done"] = 0
-                if on_device:  # the host arrays may have changed since the last epoch (a restore)
-                    trainer.to_device(flat, optimizer.state_1, optimizer.state_2)
+                # the host arrays may have changed since the last epoch (a restore)
+                trainer.to_device(flat, optimizer.state_1, optimizer.state_2)
                 try:
                     total, batch, timed_out = run_batches(learning_rate, rows, deadline)
-                finally:
-                    if on_device:  # the epoch's weights back to the host (also on Ctrl-C)
-                        trainer.to_host(flat, optimizer.state_1, optimizer.state_2)
+                finally:  # the epoch's weights back to the host (also on Ctrl-C)
+                    trainer.to_host(flat, optimizer.state_1, optimizer.state_2)
                 n_seen = min(batch * batch_size, n_samples)
                 return total / n_seen, n_seen, timed_out, False
 
@@ -266,7 +264,7 @@ class _SolverSteps:
 
             def full_batch_iteration(deadline):
                 loss = trainer.loss_and_gradient(flat, train_rows, deadline=deadline)
-                grads = trainer.ws.grads
+                grads = trainer.gradient
                 if solver == "rprop":
                     optimizers.rprop_step(
                         flat, grads, optimizer.state_1, optimizer.state_2, RPROP_ETA_MINUS, RPROP_ETA_PLUS,
@@ -294,7 +292,7 @@ class _SolverSteps:
 
         def lm_iteration(deadline):
             loss = trainer.loss_and_gradient(flat, train_rows, deadline=deadline)
-            gradient = trainer.ws.grads.astype(np.float64)
+            gradient = trainer.gradient.astype(np.float64)
             trainer.jacobian(flat, train_rows, row_scale, jac)
             J = jac.astype(np.float64, copy=False)
             if state["damping"] is None:
