@@ -169,3 +169,50 @@ def test_the_runtime_protocols_agree_with_the_cpu_trainer():
     trainer = cpu.Trainer(network, cpu.InputData(X, np.float64), np.zeros((5, 1)), None, icfg, fcfg, 5)
     assert isinstance(trainer, protocol.Trainer) and isinstance(trainer, protocol.FullBatchObjective)
     assert trainer.workspace is trainer.ws and trainer.gradient is trainer.ws.grads
+
+
+# --------------------------------------------------------------------------
+# the estimators' private members stay in estimators/
+# --------------------------------------------------------------------------
+def _own_private_names(tree):
+    """The private names a module defines itself: functions, classes, methods, attributes set on self."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def _estimator_private_names():
+    names = set()
+    for path in (PACKAGE / "estimators").glob("*.py"):
+        names |= _own_private_names(ast.parse(path.read_text()))
+    return names
+
+
+def _private_uses(tree, private):
+    """(line, name) of every ``x._name`` and every string ``'_name'`` naming one of ``private``
+    that the module does not define itself."""
+    foreign = private - _own_private_names(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in foreign:
+            yield node.lineno, node.attr
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in foreign:
+            yield node.lineno, node.value
+
+
+@pytest.mark.parametrize("path, parts", [(p, parts) for p, parts in _modules() if parts[0] != "estimators"],
+                         ids=lambda value: "/".join(value) if isinstance(value, list) else None)
+def test_no_module_outside_the_estimators_touches_their_private_members(path, parts):
+    private = _estimator_private_names()
+    uses = sorted(set(_private_uses(ast.parse(path.read_text()), private)))
+    assert not uses, f"fastbp/{'/'.join(parts)}.py uses private members of the estimators: {uses}"
+
+
+def test_the_private_member_check_sees_a_use():
+    probe = ast.parse("def f(est):\n    est._optimizer.copy()\n    return getattr(est, '_label_binarizer')\n")
+    assert sorted(_private_uses(probe, _estimator_private_names())) == [(2, "_optimizer"), (3, "_label_binarizer")]

@@ -24,6 +24,7 @@ from ..engine.network import hidden_activation_names, make_network
 from ..solvers.state import OptimizerState
 from .stopping import TrainingDiverged, _LastFinite, _StoppingRules, _divergence_message, _last_finite_kept
 from . import dask_fit
+from .fitted_state import SHARED_FITTED_STATE
 from .callbacks import CallbackSupportMixin, _FitCallbacks, with_callbacks
 from .solving import _KEPT_WORKSPACES, _SPARE_ARRAYS, _SolverSteps, _Validation, _keep, _take_kept, _take_spare
 
@@ -61,6 +62,9 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
 
     Not to be used directly.
     """
+
+    # every attribute fit / partial_fit set (fitted_state.py; fastbp.persistence stores these)
+    FITTED_STATE = SHARED_FITTED_STATE
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -174,14 +178,17 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
             setattr(self, name, hyper_parameters.get(name, default))
 
     def __init_subclass__(cls, **kwargs):
-        """A subclass's ``__init__`` takes the optimizers' hyper-parameters as keywords
-        (``**hyper_parameters``): its signature, which scikit-learn's ``get_params``,
-        ``clone`` and ``repr`` read, lists each with its default, and its docstring
-        gets their entries (and ``solver``'s) from the registry."""
+        """A subclass whose ``__init__`` forwards the optimizers' hyper-parameters
+        (``**hyper_parameters``) gets a signature that lists each with its default
+        (scikit-learn's ``get_params``, ``clone`` and ``repr`` read it), and its
+        docstring their entries (and ``solver``'s) from the registry."""
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
-        if init is not None:
-            signature = inspect.signature(init)
+        signature = None if init is None else inspect.signature(init)
+        forwards = signature is not None and any(
+            p.kind is p.VAR_KEYWORD and p.name == "hyper_parameters" for p in signature.parameters.values()
+        )
+        if forwards:  # (a subclass with a constructor of its own keeps its signature)
             parameters = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
             parameters += [
                 inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)

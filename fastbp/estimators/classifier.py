@@ -13,6 +13,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from .fitted_state import CLASSIFIER_FITTED_STATE
 from .stopping import _check_finite
 from .solving import _Validation
 from ._base import BaseMultilayerPerceptron
@@ -251,6 +252,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             device=device,
             **hyper_parameters,
         )
+
+    FITTED_STATE = CLASSIFIER_FITTED_STATE  # the shared state and the classes
 
     _parameter_constraints: dict = {
         **BaseMultilayerPerceptron._parameter_constraints,
