@@ -30,7 +30,37 @@ from .solving import _KEPT_WORKSPACES, _SPARE_ARRAYS, _SolverSteps, _Validation,
 
 
 _ALL_SOLVERS = set(STOCHASTIC_SOLVERS) | set(FULL_BATCH_SOLVERS)
-_HYPER_PARAMETER_DEFAULTS = {hyper.name: hyper.default for hyper in HYPER_PARAMETERS}
+# The keyword parameters both estimators take, with scikit-learn's defaults (after their own
+# positional and keyword ones), then the optimizers' hyper-parameters from their registry.
+SHARED_PARAMETERS = {
+    "solver": "adam",
+    "alpha": 0.0001,
+    "batch_size": "auto",
+    "learning_rate": "constant",
+    "learning_rate_init": 0.001,
+    "power_t": 0.5,
+    "max_iter": 200,
+    "shuffle": True,
+    "random_state": None,
+    "tol": 1e-4,
+    "verbose": False,
+    "warm_start": False,
+    "early_stopping": False,
+    "validation_fraction": 0.1,
+    "n_iter_no_change": 10,
+    "max_fun": 15000,
+    "l1": 0.0,
+    "dropout": 0.0,
+    "init": "glorot",
+    "max_time": None,
+    "negative_slope": 0.01,
+    "maxout_pieces": 2,
+    "n_jobs": None,
+    "hogwild": False,
+    "hogwild_merge_every": 16,
+    "device": "cpu",
+}
+_KEYWORD_DEFAULTS = {**SHARED_PARAMETERS, **{hyper.name: hyper.default for hyper in HYPER_PARAMETERS}}
 _OPTIMIZERS_DOC_MARK = "    .. optimizers: 'solver' and its hyper-parameters, written from kernels/optimizers.py's registry\n"
 
 
@@ -109,90 +139,34 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
             cls._param_names_cache = names
         return list(names)
 
-    def __init__(
-        self,
-        hidden_layer_sizes,
-        activation,
-        solver,
-        alpha,
-        batch_size,
-        learning_rate,
-        learning_rate_init,
-        power_t,
-        max_iter,
-        loss,
-        shuffle,
-        random_state,
-        tol,
-        verbose,
-        warm_start,
-        early_stopping,
-        validation_fraction,
-        n_iter_no_change,
-        max_fun,
-        l1,
-        dropout,
-        init,
-        max_time,
-        negative_slope,
-        maxout_pieces,
-        n_jobs,
-        hogwild,
-        hogwild_merge_every,
-        device,
-        **hyper_parameters,
-    ):
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.loss = loss
+    def __init__(self, hidden_layer_sizes, activation, loss, **parameters):
         self.hidden_layer_sizes = hidden_layer_sizes
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.l1 = l1
-        self.dropout = dropout
-        self.init = init
-        self.max_time = max_time
-        self.negative_slope = negative_slope
-        self.maxout_pieces = maxout_pieces
-        self.n_jobs = n_jobs
-        self.hogwild = hogwild
-        self.hogwild_merge_every = hogwild_merge_every
-        self.device = device
-        unknown = [name for name in hyper_parameters if name not in _HYPER_PARAMETER_DEFAULTS]
+        self.activation = activation
+        self.loss = loss
+        unknown = [name for name in parameters if name not in _KEYWORD_DEFAULTS]
         if unknown:
             raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument {unknown[0]!r}")
-        for name, default in _HYPER_PARAMETER_DEFAULTS.items():
-            setattr(self, name, hyper_parameters.get(name, default))
+        for name, default in _KEYWORD_DEFAULTS.items():
+            setattr(self, name, parameters.get(name, default))
 
     def __init_subclass__(cls, **kwargs):
-        """A subclass whose ``__init__`` forwards the optimizers' hyper-parameters
-        (``**hyper_parameters``) gets a signature that lists each with its default
+        """A subclass whose ``__init__`` forwards the shared keyword parameters
+        (``**parameters``: those of ``SHARED_PARAMETERS`` and the optimizers'
+        hyper-parameters) gets a signature that lists each with its default
         (scikit-learn's ``get_params``, ``clone`` and ``repr`` read it), and its
-        docstring their entries (and ``solver``'s) from the registry."""
+        docstring the entries of ``solver`` and the hyper-parameters from the
+        optimizers' registry."""
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
         signature = None if init is None else inspect.signature(init)
         forwards = signature is not None and any(
-            p.kind is p.VAR_KEYWORD and p.name == "hyper_parameters" for p in signature.parameters.values()
+            p.kind is p.VAR_KEYWORD and p.name == "parameters" for p in signature.parameters.values()
         )
         if forwards:  # (a subclass with a constructor of its own keeps its signature)
             parameters = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
             parameters += [
                 inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
-                for name, default in _HYPER_PARAMETER_DEFAULTS.items()
+                for name, default in _KEYWORD_DEFAULTS.items()
             ]
             init.__signature__ = signature.replace(parameters=parameters)
         if cls.__doc__ and _OPTIMIZERS_DOC_MARK in cls.__doc__:
