@@ -42,7 +42,7 @@ def test_estimators_take_every_hyper_parameter_with_its_default(cls):
     assert set(cls._parameter_constraints["solver"][0].options) == {o.name for o in registry.OPTIMIZERS}
     for optimizer in registry.OPTIMIZERS:
         assert f"- {optimizer.name!r}: " in cls.__doc__
-    assert ".. optimizers:" not in cls.__doc__
+    assert ".. shared parameters" not in cls.__doc__
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
@@ -130,3 +130,13 @@ def test_the_registry_is_consistent():
     assert max(s for v, s in slots if v == "int") == registry.N_ICONFIG - 1
     for o in registry.OPTIMIZERS:
         assert set(o.hyper_parameters) <= set(names)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_every_constructor_parameter_is_documented_once(cls):
+    import re
+
+    section = cls.__doc__.split("Parameters\n    ----------\n")[1].split("\n    Attributes\n")[0]
+    documented = re.findall(r"^    (\w+) : ", section, flags=re.M)
+    assert sorted(documented) == sorted(inspect.signature(cls).parameters)
+    assert ".. shared parameters" not in cls.__doc__

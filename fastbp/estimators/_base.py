@@ -2,7 +2,6 @@
 continuation, the epoch loop), prediction."""
 
 import inspect
-import textwrap
 import time
 import warnings
 from numbers import Integral, Real
@@ -18,75 +17,19 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 from ..engine import cpu, cuda_engine, dask
 from ..kernels.activations import HIDDEN_ACTIVATIONS
 from ..kernels.losses import LOSS_PAIRS, needs_nonnegative_targets
-from ..kernels.optimizers import FULL_BATCH_SOLVERS, HYPER_PARAMETERS, OPTIMIZERS, STOCHASTIC_SOLVERS
+from ..kernels.optimizers import FULL_BATCH_SOLVERS, HYPER_PARAMETERS, STOCHASTIC_SOLVERS
 from ..kernels.config import DATA_PARALLEL_MAX_PARAMS, DATA_PARALLEL_MIN_ROWS
 from ..engine.network import hidden_activation_names, make_network
 from ..solvers.state import OptimizerState
 from .stopping import TrainingDiverged, _LastFinite, _StoppingRules, _divergence_message, _last_finite_kept
 from . import dask_fit
 from .fitted_state import SHARED_FITTED_STATE
+from .parameters import DOC_MARK, KEYWORD_DEFAULTS, hyper_parameter_constraint, parameters_doc
 from .callbacks import CallbackSupportMixin, _FitCallbacks, with_callbacks
 from .solving import _KEPT_WORKSPACES, _SPARE_ARRAYS, _SolverSteps, _Validation, _keep, _take_kept, _take_spare
 
 
 _ALL_SOLVERS = set(STOCHASTIC_SOLVERS) | set(FULL_BATCH_SOLVERS)
-# The keyword parameters both estimators take, with scikit-learn's defaults (after their own
-# positional and keyword ones), then the optimizers' hyper-parameters from their registry.
-SHARED_PARAMETERS = {
-    "solver": "adam",
-    "alpha": 0.0001,
-    "batch_size": "auto",
-    "learning_rate": "constant",
-    "learning_rate_init": 0.001,
-    "power_t": 0.5,
-    "max_iter": 200,
-    "shuffle": True,
-    "random_state": None,
-    "tol": 1e-4,
-    "verbose": False,
-    "warm_start": False,
-    "early_stopping": False,
-    "validation_fraction": 0.1,
-    "n_iter_no_change": 10,
-    "max_fun": 15000,
-    "l1": 0.0,
-    "dropout": 0.0,
-    "init": "glorot",
-    "max_time": None,
-    "negative_slope": 0.01,
-    "maxout_pieces": 2,
-    "n_jobs": None,
-    "hogwild": False,
-    "hogwild_merge_every": 16,
-    "device": "cpu",
-}
-_KEYWORD_DEFAULTS = {**SHARED_PARAMETERS, **{hyper.name: hyper.default for hyper in HYPER_PARAMETERS}}
-_OPTIMIZERS_DOC_MARK = "    .. optimizers: 'solver' and its hyper-parameters, written from kernels/optimizers.py's registry\n"
-
-
-def _constraint(hyper):
-    """scikit-learn's parameter check of an optimizer hyper-parameter."""
-    if hyper.interval is None:
-        return "boolean"
-    low, high, closed = hyper.interval
-    return Interval(Real, low, high, closed=closed)
-
-
-def optimizers_doc(default_solver):
-    """The numpydoc entries of ``solver`` and of the optimizers' hyper-parameters."""
-    lines = [f"    solver : {{{', '.join(repr(o.name) for o in OPTIMIZERS)}}}, default={default_solver!r}",
-             "        The weight optimizer:", ""]
-    for optimizer in OPTIMIZERS:
-        lines += textwrap.wrap(f"- {optimizer.name!r}: {optimizer.summary}.", 80, initial_indent=" " * 8,
-                               subsequent_indent=" " * 10)
-    lines.append("")
-    for hyper in HYPER_PARAMETERS:
-        kind = "bool" if hyper.interval is None else "float"
-        lines.append(f"    {hyper.name} : {kind}, default={hyper.default!r}")
-        lines += textwrap.wrap(hyper.doc, 80, initial_indent=" " * 8, subsequent_indent=" " * 8)
-    return "\n".join(lines) + "\n"
-
-
 class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverSteps, BaseEstimator):
     """Shared machinery of :class:`MLPClassifier` and :class:`MLPRegressor`.
 
@@ -125,7 +68,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
         "hogwild": ["boolean"],
         "hogwild_merge_every": [Interval(Integral, 1, None, closed="left")],
         "device": [StrOptions({"cpu", "cuda"})],
-        **{hyper.name: [_constraint(hyper)] for hyper in HYPER_PARAMETERS},
+        **{hyper.name: [hyper_parameter_constraint(hyper)] for hyper in HYPER_PARAMETERS},
     }
 
     @classmethod
@@ -143,16 +86,16 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.loss = loss
-        unknown = [name for name in parameters if name not in _KEYWORD_DEFAULTS]
+        unknown = [name for name in parameters if name not in KEYWORD_DEFAULTS]
         if unknown:
             raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument {unknown[0]!r}")
-        for name, default in _KEYWORD_DEFAULTS.items():
+        for name, default in KEYWORD_DEFAULTS.items():
             setattr(self, name, parameters.get(name, default))
 
     def __init_subclass__(cls, **kwargs):
         """A subclass whose ``__init__`` forwards the shared keyword parameters
-        (``**parameters``: those of ``SHARED_PARAMETERS`` and the optimizers'
-        hyper-parameters) gets a signature that lists each with its default
+        (``**parameters``: ``solver``, those of ``parameters.SHARED_PARAMETERS`` and
+        the optimizers' hyper-parameters) gets a signature that lists each with its default
         (scikit-learn's ``get_params``, ``clone`` and ``repr`` read it), and its
         docstring the entries of ``solver`` and the hyper-parameters from the
         optimizers' registry."""
@@ -166,12 +109,12 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
             parameters = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
             parameters += [
                 inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
-                for name, default in _KEYWORD_DEFAULTS.items()
+                for name, default in KEYWORD_DEFAULTS.items()
             ]
             init.__signature__ = signature.replace(parameters=parameters)
-        if cls.__doc__ and _OPTIMIZERS_DOC_MARK in cls.__doc__:
+        if cls.__doc__ and DOC_MARK in cls.__doc__:
             default = inspect.signature(cls).parameters["solver"].default
-            cls.__doc__ = cls.__doc__.replace(_OPTIMIZERS_DOC_MARK, optimizers_doc(default))
+            cls.__doc__ = cls.__doc__.replace(DOC_MARK, parameters_doc(default))
 
     # ------------------------------------------------------------------
     # parameters and network description

@@ -36,44 +36,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         layer: 'identity', 'logistic' (alias 'sigmoid'), 'tanh', 'relu',
         'leaky_relu', 'swish' (alias 'silu'), 'softplus', 'elu', 'gelu' (exact
         erf form), 'maxout'.
-    .. optimizers: 'solver' and its hyper-parameters, written from kernels/optimizers.py's registry
-    alpha : float, default=0.0001
-        Strength of the L2 penalty (divided by the batch's sample size or sum of
-        sample weights when added to the loss).
-    batch_size : int or 'auto', default='auto'
-        Mini-batch size of the stochastic solvers; 'auto' is
-        ``min(200, n_samples)``.
-    learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine'}, default='constant'
-        Learning-rate schedule of the mini-batch solvers: scikit-learn's three
-        (which its 'adam' ignores, and so does fastbp's) and 'cosine' annealing
-        from ``learning_rate_init`` to 0 over ``max_iter`` epochs (all
-        mini-batch solvers).
-    learning_rate_init : float, default=0.001
-        Initial learning rate ('sgd', 'adam').
-    power_t : float, default=0.5
-        Exponent of the 'invscaling' schedule.
-    max_iter : int, default=200
-        Maximum number of epochs (stochastic solvers) or iterations (lbfgs).
-    shuffle : bool, default=True
-        Whether to shuffle the samples in each epoch.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the weight initialization, the early-stopping split and the
-        shuffling, in scikit-learn's order.
-    tol : float, default=1e-4
-        Tolerance of the stopping rule.
-    verbose : bool, default=False
-        Print progress messages.
-    warm_start : bool, default=False
-        Reuse the previous solution as initialization.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data and stop when the
-        validation score stops improving; the best weights are restored.
-    validation_fraction : float, default=0.1
-        Share of the training data held out for early stopping.
-    n_iter_no_change : int, default=10
-        Epochs without a ``tol`` improvement before stopping.
-    max_fun : int, default=15000
-        Maximum number of loss evaluations of 'lbfgs'.
+    .. shared parameters: written from estimators/parameters.py
     loss : {'log_loss', 'squared_error'}, default='log_loss'
         Cross-entropy on the softmax (multiclass) or logistic (binary,
         multilabel) outputs, or the squared error on those probabilities.
@@ -82,60 +45,6 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         uses ``n_samples / (n_classes * np.bincount(y))``. Not available in
         ``partial_fit`` with 'balanced' (the class counts of one call are not
         those of the data).
-    l1 : float, default=0.0
-        Strength of the L1 penalty on the weights (scaled like ``alpha``).
-    dropout : float or list of float, default=0.0
-        Inverted-dropout rate of the hidden layers' outputs, one for all or one
-        per hidden layer; off in prediction; reproducible from ``random_state``.
-        Stochastic solvers only.
-    init : {'glorot', 'he', 'lecun'}, default='glorot'
-        Uniform weight initialization: Glorot (scikit-learn's), He
-        (``sqrt(6 / fan_in)``) or LeCun (``sqrt(3 / fan_in)``).
-    max_time : float or None, default=None
-        Stop after this many seconds (checked between groups of mini-batches,
-        a fraction of a second apart, and between iterations).
-    negative_slope : float, default=0.01
-        Slope of 'leaky_relu' for negative inputs.
-    maxout_pieces : int, default=2
-        Linear pieces per 'maxout' unit: a maxout layer's weights have
-        ``units * maxout_pieces`` columns.
-    n_jobs : int or None, default=None
-        Threads of a fit: the mini-batch solvers split every batch over them
-        (each thread runs its rows with single-threaded BLAS; the gradients are
-        summed in a fixed order, so the same ``random_state`` and ``n_jobs``
-        give the same weights bit for bit); the full-batch solvers and predict
-        give them to BLAS. None: all cores (predict then leaves the thread pools
-        as they are); -1 all cores, -2 all but one.
-    hogwild : bool, default=False
-        Lock-free parallel online SGD (Hogwild!, Niu et al. 2011) for
-        ``batch_size=1`` with a stochastic solver, on ``n_jobs`` threads: each
-        thread takes the steps of its own share of every epoch's samples and
-        adds them to the shared weights without locks, while the others do the
-        same. Each thread keeps its own optimizer state (momentum, Adam's
-        moments), averaged between the threads at the end of each call into
-        the kernels (about every tenth of a second). Sparse X is written into
-        a dense row per step.
-        **Not deterministic**: the result depends on how the threads
-        interleave, so the same ``random_state`` gives different weights from
-        run to run (and two threads can add to one weight at the same moment,
-        when one of the two changes is lost, as in Hogwild! without atomic
-        adds). With one thread (``n_jobs=1``) it is the ordinary, reproducible
-        online SGD.
-    hogwild_merge_every : int, default=16
-        Steps a Hogwild! thread takes on its own copy of the weights before it
-        adds their change to the shared weights and continues from the sum.
-        1 updates the shared weights at every step, as in Niu et al.; larger
-        values let the threads move fewer cache lines between the cores
-        (measured on 2 cores, a 64-64-10 network: 1.2x the one-thread speed
-        with 1, 1.6x with 16) at the price of staler weights.
-    device : {'cpu', 'cuda'}, default='cpu'
-        Where fit and predict run. 'cuda' runs the kernels' CUDA twins on an
-        NVIDIA GPU (``pip install 'fastbp[cuda]'``): the data, the parameters
-        and the optimizer state stay on the GPU during fit (the weights are
-        copied back once per epoch for the stopping rules), ``coefs_`` are
-        host arrays. Every solver but 'lm' runs there. Without a GPU, fit
-        raises a RuntimeError saying what is missing.
-
     Attributes
     ----------
     classes_ : ndarray or list of ndarray of shape (n_classes,)

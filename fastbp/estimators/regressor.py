@@ -21,9 +21,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     """Multi-layer perceptron regressor trained by compiled backpropagation.
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`
-    with the same parameters, defaults, attributes and results (see
-    :class:`MLPClassifier` for the shared parameters), trained in compiled
-    Numba kernels.
+    with the same parameters, defaults, attributes and results, trained in
+    compiled Numba kernels.
 
     Parameters
     ----------
@@ -39,75 +38,9 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         Neurons per hidden layer.
     activation : str or list of str, default='relu'
         Activation of the hidden layers (see :class:`MLPClassifier`).
-    .. optimizers: 'solver' and its hyper-parameters, written from kernels/optimizers.py's registry
-    alpha : float, default=0.0001
-        L2 penalty strength.
-    batch_size : int or 'auto', default='auto'
-        Mini-batch size; 'auto' is ``min(200, n_samples)``.
-    learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine'}, default='constant'
-        Learning-rate schedule of the mini-batch solvers: scikit-learn's three
-        (which its 'adam' ignores, and so does fastbp's) and 'cosine' annealing
-        from ``learning_rate_init`` to 0 over ``max_iter`` epochs (all
-        mini-batch solvers).
-    learning_rate_init : float, default=0.001
-        Initial learning rate.
-    power_t : float, default=0.5
-        Exponent of 'invscaling'.
-    max_iter : int, default=200
-        Maximum number of epochs or L-BFGS iterations.
-    shuffle : bool, default=True
-        Shuffle the samples in each epoch.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialization, early-stopping split and shuffling.
-    tol : float, default=1e-4
-        Tolerance of the stopping rule.
-    verbose : bool, default=False
-        Print progress messages.
-    warm_start : bool, default=False
-        Reuse the previous solution.
-    early_stopping : bool, default=False
-        Stop on a held-out validation score (R²); restores the best weights.
-    validation_fraction : float, default=0.1
-        Held-out share for early stopping.
-    n_iter_no_change : int, default=10
-        Epochs without improvement before stopping.
-    max_fun : int, default=15000
-        Maximum number of loss evaluations of 'lbfgs'.
+    .. shared parameters: written from estimators/parameters.py
     huber_delta : float, default=1.0
         Threshold of the 'huber' loss.
-    l1 : float, default=0.0
-        Strength of the L1 penalty on the weights (scaled like ``alpha``).
-    dropout : float or list of float, default=0.0
-        Inverted-dropout rate of the hidden layers' outputs, one for all or one
-        per hidden layer; off in prediction; reproducible from ``random_state``.
-        Stochastic solvers only.
-    init : {'glorot', 'he', 'lecun'}, default='glorot'
-        Uniform weight initialization: Glorot (scikit-learn's), He
-        (``sqrt(6 / fan_in)``) or LeCun (``sqrt(3 / fan_in)``).
-    max_time : float or None, default=None
-        Stop after this many seconds (checked between groups of mini-batches,
-        a fraction of a second apart, and between iterations).
-    negative_slope : float, default=0.01
-        Slope of 'leaky_relu' for negative inputs.
-    maxout_pieces : int, default=2
-        Linear pieces per 'maxout' unit: a maxout layer's weights have
-        ``units * maxout_pieces`` columns.
-    n_jobs : int or None, default=None
-        Threads of fit and predict (see :class:`MLPClassifier`).
-    hogwild : bool, default=False
-        Lock-free parallel online SGD on ``n_jobs`` threads for
-        ``batch_size=1``; not deterministic (see :class:`MLPClassifier`).
-    hogwild_merge_every : int, default=16
-        Steps a Hogwild! thread takes between adding its change to the shared
-        weights (see :class:`MLPClassifier`).
-    device : {'cpu', 'cuda'}, default='cpu'
-        Where fit and predict run. 'cuda' runs the kernels' CUDA twins on an
-        NVIDIA GPU (``pip install 'fastbp[cuda]'``): the data, the parameters
-        and the optimizer state stay on the GPU during fit (the weights are
-        copied back once per epoch for the stopping rules), ``coefs_`` are
-        host arrays. Every solver but 'lm' runs there. Without a GPU, fit
-        raises a RuntimeError saying what is missing.
-
     Attributes
     ----------
     loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_,
