@@ -134,7 +134,7 @@ class CudaTrainer:
 
     Parameters
     ----------
-    network : fastbp.engine.cpu.Network
+    network : fastbp.engine.network.Network
     X : fastbp.engine.cpu.InputData (or an array / sparse matrix, wrapped)
     Y : ndarray of shape (n_samples, n_outputs) in the kernels' dtype, or None
         (forward passes only).

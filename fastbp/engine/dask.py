@@ -316,7 +316,7 @@ class BlockObjective:
     ----------
     blocks : list of dask.delayed.Delayed
         The prepared blocks (persisted for the full-batch solvers).
-    network : cpu.Network
+    network : engine.network.Network
     icfg, fcfg : ndarray
         The kernels' configuration (``est._config``).
     n_jobs : int or None

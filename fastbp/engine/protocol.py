@@ -23,7 +23,7 @@ class FullBatchObjective(Protocol):
 
     Attributes
     ----------
-    network : engine.cpu.Network
+    network : engine.network.Network
         The layers, their activations and the flat parameter vector's layout.
     gradient : ndarray of shape (n_params,)
         The gradient of the last :meth:`loss_and_gradient` (a host array the
