@@ -718,3 +718,15 @@ def test_an_older_format_version_without_an_upgrade_step_is_refused_by_name(monk
     monkeypatch.setattr(_persistence, "FORMAT_VERSION", 2)
     monkeypatch.setattr(_persistence, "_UPGRADES", {})
     _load_error(DATA / "format-1" / "regressor.npz", r"format version 1 \(written by fastbp '0\.1\.0'\) cannot be read")
+
+
+def test_a_hyper_parameter_the_solver_does_not_read_may_be_absent(saved, tmp_path):
+    """A file saved before an optimizer hyper-parameter existed loads with its default when the
+    model's solver does not read it; one the solver reads must be there."""
+    est, _ = saved
+    assert est.solver == "adam"
+    loaded = fastbp.load(_tampered(saved, tmp_path, lambda h, a: h["params"].pop("rho")))
+    assert loaded.rho == 0.9 and loaded.get_params()["rho"] == 0.9
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    _load_error(_tampered(saved, tmp_path, lambda h, a: h["params"].pop("beta_1")),
+                r"missing parameter\(s\) \['beta_1'\]")

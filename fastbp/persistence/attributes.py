@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.preprocessing import LabelBinarizer
 
 from ..kernels.activations import OUTPUT_ACTIVATIONS
-from ..kernels.optimizers import FULL_BATCH_SOLVERS, OPTIMIZER_BY_NAME, STOCHASTIC_SOLVERS
+from ..kernels.optimizers import FULL_BATCH_SOLVERS, HYPER_PARAMETERS, OPTIMIZER_BY_NAME, STOCHASTIC_SOLVERS
 from ..estimators import MLPClassifier, MLPRegressor, fitted_state
 from ..solvers.state import OptimizerState
 from .archive import _FLOAT_DTYPES, _MAX_INT, _Unstorable, _encode_float, _encode_value, _is_float, _is_int, _is_number
@@ -104,6 +104,11 @@ def _build_params(cls, header, decode, reader):
     raw = header["params"]
     expected = fitted_state.parameter_names(cls)
     missing, unknown = sorted(expected - set(raw)), sorted(set(raw) - expected)
+    # An optimizer hyper-parameter that the model's solver does not read changes nothing it does:
+    # a file without one (saved before the hyper-parameter existed) loads with its default.
+    read = OPTIMIZER_BY_NAME[raw["solver"]].hyper_parameters if raw.get("solver") in OPTIMIZER_BY_NAME else ()
+    defaults = {hyper.name: hyper.default for hyper in HYPER_PARAMETERS if hyper.name not in read}
+    missing = [name for name in missing if name not in defaults]
     if unknown:
         raise reader.error(f"unknown parameter name(s) {unknown} for {cls.__name__}.")
     if missing:
@@ -116,7 +121,7 @@ def _build_params(cls, header, decode, reader):
             raise reader.error(f"parameter {name!r} {exc}.") from None
     if decode.used:
         raise reader.error("a parameter refers to an array entry.")
-    est = cls(**params)
+    est = cls(**{**{k: v for k, v in defaults.items() if k in expected}, **params})
     try:
         fitted_state.validate_parameters(est)
     except (ValueError, TypeError) as exc:
