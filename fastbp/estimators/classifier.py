@@ -31,11 +31,6 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     ----------
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer.
-    activation : str or list of str, default='relu'
-        Activation of the hidden layers, one name for all or one per hidden
-        layer: 'identity', 'logistic' (alias 'sigmoid'), 'tanh', 'relu',
-        'leaky_relu', 'swish' (alias 'silu'), 'softplus', 'elu', 'gelu' (exact
-        erf form), 'maxout'.
     .. shared parameters: written from estimators/parameters.py
     loss : {'log_loss', 'squared_error'}, default='log_loss'
         Cross-entropy on the softmax (multiclass) or logistic (binary,
@@ -45,6 +40,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         uses ``n_samples / (n_classes * np.bincount(y))``. Not available in
         ``partial_fit`` with 'balanced' (the class counts of one call are not
         those of the data).
+
     Attributes
     ----------
     classes_ : ndarray or list of ndarray of shape (n_classes,)

@@ -1,5 +1,6 @@
 """The constructor parameters both estimators take: their defaults (scikit-learn's), their
-documentation, and the optimizers' hyper-parameters from their registry (kernels/optimizers.py).
+documentation, and the optimizers' hyper-parameters from their registry (kernels/optimizers.py);
+the ``activation`` and ``solver`` entries of the docstrings list the registries' names.
 
 Each estimator's ``__init__`` names only its own parameters and forwards ``**parameters``;
 ``BaseMultilayerPerceptron.__init_subclass__`` gives it the full signature and puts
@@ -12,6 +13,7 @@ from typing import NamedTuple
 
 from sklearn.utils._param_validation import Interval
 
+from ..kernels.activations import ACTIVATIONS
 from ..kernels.optimizers import HYPER_PARAMETERS, OPTIMIZERS
 
 
@@ -152,10 +154,18 @@ def _entry(name, type_, default, doc):
         doc, 80, initial_indent=" " * 8, subsequent_indent=" " * 8)
 
 
+def _activation_name(activation):
+    aliases = ", ".join(repr(alias) for alias in activation.aliases)
+    return f"{activation.name!r}" + (f" (alias {aliases})" if aliases else "")
+
+
 def parameters_doc(default_solver):
-    """The numpydoc entries of ``solver``, of the optimizers' hyper-parameters and of the shared
-    parameters."""
-    lines = [f"    solver : {{{', '.join(repr(o.name) for o in OPTIMIZERS)}}}, default={default_solver!r}",
+    """The numpydoc entries of ``activation`` (from the activations' registry), ``solver``, the
+    optimizers' hyper-parameters and the shared parameters."""
+    names = ", ".join(_activation_name(a) for a in ACTIVATIONS if a.hidden)
+    lines = _entry("activation", "str or list of str", "relu",
+                   f"Activation of the hidden layers, one name for all or one per hidden layer: {names}.")
+    lines += [f"    solver : {{{', '.join(repr(o.name) for o in OPTIMIZERS)}}}, default={default_solver!r}",
              "        The weight optimizer:", ""]
     for optimizer in OPTIMIZERS:
         lines += textwrap.wrap(f"- {optimizer.name!r}: {optimizer.summary}.", 80, initial_indent=" " * 8,

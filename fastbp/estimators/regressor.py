@@ -36,11 +36,10 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         loss it differentiates).
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         Neurons per hidden layer.
-    activation : str or list of str, default='relu'
-        Activation of the hidden layers (see :class:`MLPClassifier`).
     .. shared parameters: written from estimators/parameters.py
     huber_delta : float, default=1.0
         Threshold of the 'huber' loss.
+
     Attributes
     ----------
     loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_,
