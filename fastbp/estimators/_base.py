@@ -326,14 +326,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
             raise ValueError(f"Some value(s) of y are negative which is not allowed for the {self.loss} loss.")
         self.n_outputs_ = y.shape[1]
         validation = None
-        if X_val is not None or y_val is not None:
-            if X_val is None or y_val is None:
-                raise ValueError("X_val and y_val must be given together.")
-            if incremental:
-                raise ValueError("partial_fit takes no validation data; pass it to fit.")
+        if self._validation_given(X_val, y_val, sample_weight_val, incremental):
             validation = self._validate_validation_data(X_val, y_val, sample_weight_val, X.dtype)
-        elif sample_weight_val is not None:
-            raise ValueError("sample_weight_val is given without X_val and y_val.")
 
         layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
@@ -379,6 +373,19 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
                 callback_ctx.end()
 
         return self
+
+    @staticmethod
+    def _validation_given(X_val, y_val, sample_weight_val, incremental):
+        """Whether held-out data is given (X_val and y_val together, not to partial_fit)."""
+        if X_val is not None or y_val is not None:
+            if X_val is None or y_val is None:
+                raise ValueError("X_val and y_val must be given together.")
+            if incremental:
+                raise ValueError("partial_fit takes no validation data; pass it to fit.")
+            return True
+        if sample_weight_val is not None:
+            raise ValueError("sample_weight_val is given without X_val and y_val.")
+        return False
 
     def _combined_sample_weight(self, sample_weight, X, y_labels, incremental):
         if sample_weight is not None:

@@ -261,17 +261,11 @@ def fit_dask(est, X, y, sample_weight, incremental, X_val, y_val, sample_weight_
     est.n_outputs_ = n_outputs
 
     validation = None
-    if X_val is not None or y_val is not None:
-        if X_val is None or y_val is None:
-            raise ValueError("X_val and y_val must be given together.")
-        if incremental:
-            raise ValueError("partial_fit takes no validation data; pass it to fit.")
+    if est._validation_given(X_val, y_val, sample_weight_val, incremental):
         X_val, y_val, sample_weight_val = (
             np.asarray(v.compute()) if dask_engine.is_dask_collection(v) else v for v in (X_val, y_val, sample_weight_val)
         )
         validation = est._validate_validation_data(X_val, y_val, sample_weight_val, dtype)
-    elif sample_weight_val is not None:
-        raise ValueError("sample_weight_val is given without X_val and y_val.")
 
     # the network and its parameters: as _fit_unprotected
     layer_units = [n_features] + hidden_layer_sizes + [n_outputs]
