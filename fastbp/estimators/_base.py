@@ -17,7 +17,7 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 from ..engine import cpu, cuda_engine, dask
 from ..kernels.activations import HIDDEN_ACTIVATIONS
 from ..kernels.losses import LOSS_PAIRS, needs_nonnegative_targets
-from ..kernels.optimizers import FULL_BATCH_SOLVERS, HYPER_PARAMETERS, STOCHASTIC_SOLVERS
+from ..kernels.optimizers import HYPER_PARAMETERS, OPTIMIZER_BY_NAME, STOCHASTIC_SOLVERS
 from ..kernels.config import DATA_PARALLEL_MAX_PARAMS, DATA_PARALLEL_MIN_ROWS
 from ..engine.network import hidden_activation_names, make_network
 from ..solvers.state import OptimizerState
@@ -29,7 +29,6 @@ from .callbacks import CallbackSupportMixin, _FitCallbacks, with_callbacks
 from .solving import _KEPT_WORKSPACES, _SPARE_ARRAYS, _SolverSteps, _Validation, _keep, _take_kept, _take_spare
 
 
-_ALL_SOLVERS = set(STOCHASTIC_SOLVERS) | set(FULL_BATCH_SOLVERS)
 class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverSteps, BaseEstimator):
     """Shared machinery of :class:`MLPClassifier` and :class:`MLPRegressor`.
 
@@ -42,7 +41,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _StoppingRules, _SolverStep
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(HIDDEN_ACTIVATIONS)), "array-like"],
-        "solver": [StrOptions(_ALL_SOLVERS)],
+        "solver": [StrOptions(set(OPTIMIZER_BY_NAME))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate": [StrOptions({"constant", "invscaling", "adaptive", "cosine"})],

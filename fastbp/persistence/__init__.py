@@ -48,11 +48,11 @@ from .archive import (
     _read_member,
     _write_atomically,
 )
+from ..estimators import fitted_state
 from .attributes import (
     _ESTIMATORS,
     _build_attributes,
     _build_params,
-    _check_fitted_network,
     _encode_attributes,
     _install,
     _want,
@@ -172,7 +172,7 @@ def save(model, path):
                 f"cannot save parameter {name}={value!r}: it holds {exc}, which the safe format cannot "
                 f"store (only numbers, strings, booleans, None and lists / tuples / dicts of them).{hint}"
             ) from None
-    _check_fitted_network(model, "cannot save this model")
+    fitted_state.check_fitted_network(model, "cannot save this model")
 
     writer = _Writer()
     try:

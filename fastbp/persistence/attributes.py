@@ -39,11 +39,6 @@ _OPTIMIZER_SOLVERS = set(STOCHASTIC_SOLVERS) | (set(FULL_BATCH_SOLVERS) - {"lbfg
 # ----------------------------------------------------------------------
 # save
 # ----------------------------------------------------------------------
-def _check_fitted_network(est, where):
-    """The fitted weights must be the network the parameters describe (ValueError otherwise)."""
-    fitted_state.check_fitted_network(est, where)
-
-
 def _encode_attributes(est, writer):
     declaration = {a.name: a for a in fitted_state.declared(type(est))}
     state = fitted_state.state_of(est)
